@@ -1,0 +1,64 @@
+# fieldcrm developer tasks. Each target first runs scripts/bootstrap.sh (uv, then .venv from
+# uv.lock). Targets that need a database get one from backend/db/provision.py through
+# scripts/with_db.sh, which exports its URL to the commands that follow:
+#   demo, migrate, seed: FIELDCRM_DATABASE_URL (database fieldcrm), plus FIELDCRM_SECRET_KEY
+#                        (env, else var/secret_key) and FIELDCRM_ENV (default development)
+#   test:                FIELDCRM_TEST_DATABASE_URL (database fieldcrm_test)
+#   bench:               FIELDCRM_DATABASE_URL (database fieldcrm_bench), as for demo
+# Set FIELDCRM_DATABASE_URL yourself to use another server: its server is used, with the
+# database names above.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+# How to run uv: "uv" when on PATH, else the copy bootstrap.sh installs with pip.
+UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo python3 -m uv)
+export UV
+
+WITH_DB := scripts/with_db.sh
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap demo test lint bench migrate seed
+
+help:
+	@echo "make demo     set everything up, migrate, load demo data, serve on http://$(HOST):$(PORT)"
+	@echo "make test     ruff, ruff format --check, mypy, pytest (PYTEST_ARGS=... to pass options)"
+	@echo "make lint     ruff, ruff format --check, mypy"
+	@echo "make bench    quick customer-list benchmark (database fieldcrm_bench)"
+	@echo "make migrate  apply migrations to database fieldcrm"
+	@echo "make seed     load demo data into database fieldcrm"
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- \
+		"$(UV) run fieldcrm migrate" \
+		"$(UV) run fieldcrm seed-demo" \
+		"$(UV) run fieldcrm serve --host $(HOST) --port $(PORT) --show-demo-logins"
+
+test: bootstrap
+	@$(WITH_DB) fieldcrm_test FIELDCRM_TEST_DATABASE_URL -- \
+		"$(UV) run ruff check ." \
+		"$(UV) run ruff format --check ." \
+		"$(UV) run mypy" \
+		"$(UV) run pytest $(PYTEST_ARGS)"
+
+lint: bootstrap
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+bench: bootstrap
+	@$(WITH_DB) --app-env fieldcrm_bench FIELDCRM_DATABASE_URL -- \
+		"$(UV) run python performance/bench_customers.py --quick"
+
+migrate: bootstrap
+	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- "$(UV) run fieldcrm migrate"
+
+seed: bootstrap
+	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- "$(UV) run fieldcrm seed-demo"

@@ -1,0 +1,153 @@
+"""``create_app(settings)``: the only place where plugins, middleware and routes are wired."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Response, Router
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.accounts import controllers as accounts_api
+from backend.accounts.auth import (
+    authenticate,
+    is_api_path,
+    provide_actor,
+    provide_clock,
+    provide_settings,
+)
+from backend.accounts.pages import LoginPages
+from backend.config import Settings, get_settings
+from backend.customers import controllers as customers_api
+from backend.customers.geocoding import Geocoder
+from backend.customers.pages import CustomerPages
+from backend.db.session import make_engine, make_sessionmaker, provide_db_session
+from backend.health import health, ready
+from backend.lib.clock import Clock, SystemClock
+from backend.lib.errors import EXCEPTION_HANDLERS, AppError, Unauthenticated
+from backend.lib.logging import configure_logging, request_id_middleware
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "web" / "templates"
+STATIC = ROOT / "web" / "static"
+CSRF_COOKIE = "fieldcrm_csrf"
+
+
+def _app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
+    """Pages send people to the login form; the API answers problem+json."""
+    if isinstance(exc, Unauthenticated) and not is_api_path(request.url.path):
+        return Redirect(f"/login?next={request.url.path}", status_code=303)
+    handler = EXCEPTION_HANDLERS[AppError]
+    response: Response[Any] = handler(request, exc)
+    return response
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    geocoder: Geocoder | None = None,
+) -> Litestar:
+    """Build the ASGI app. Tests pass their own clock and a sessionmaker bound to a test
+    transaction; production passes nothing and gets the wall clock and a pooled engine."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_json)
+    engine = None
+    if sessionmaker is None:
+        engine = make_engine(settings)
+        sessionmaker = make_sessionmaker(engine)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if engine is not None:
+                await engine.dispose()
+
+    api_docs = Router(path="/api/docs", route_handlers=[], opt={"public": True})
+    static = create_static_files_router(
+        path="/static", directories=[STATIC], opt={"public": True}, include_in_schema=False
+    )
+    return Litestar(
+        route_handlers=[
+            health,
+            ready,
+            static,
+            *accounts_api.CONTROLLERS,
+            *customers_api.CONTROLLERS,
+            LoginPages,
+            CustomerPages,
+        ],
+        dependencies={
+            "db_session": Provide(provide_db_session),
+            "actor": Provide(provide_actor, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "clock": Provide(provide_clock, sync_to_thread=False),
+        },
+        guards=[authenticate],
+        exception_handlers={**EXCEPTION_HANDLERS, AppError: _app_error_handler},
+        middleware=[request_id_middleware],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name=CSRF_COOKIE,
+            cookie_secure=settings.cookie_secure,
+            cookie_samesite="lax",
+            header_name="x-csrftoken",
+            # The JSON API takes bearer tokens only (never cookies), so it needs no CSRF token.
+            exclude=["/api/", "/health", "/ready", "/static/"],
+        ),
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        openapi_config=OpenAPIConfig(
+            title="fieldcrm API",
+            version="1",
+            description="Field-service CRM. Authenticate with POST /api/v1/auth/token, then send "
+            "`Authorization: Bearer <accessToken>`. Errors are RFC 9457 problem+json.",
+            openapi_router=api_docs,
+            use_handler_docstrings=True,
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"bearer": []}],
+            render_plugins=[
+                SwaggerRenderPlugin(
+                    js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+                    css_url="/static/vendor/swagger-ui/swagger-ui.css",
+                    standalone_preset_js_url="/static/vendor/swagger-ui/swagger-ui-standalone-preset.js",
+                    path="/",
+                ),
+                JsonRenderPlugin(),
+            ],
+        ),
+        request_max_body_size=settings.max_body_bytes,
+        state=State(
+            {
+                "settings": settings,
+                "clock": clock or SystemClock(),
+                "sessionmaker": sessionmaker,
+                "geocoder": geocoder,
+            }
+        ),
+        lifespan=[lifespan],
+        debug=False,
+    )
+
+
+def app_factory() -> Litestar:
+    """Entry point for ASGI servers: ``uvicorn --factory backend.app:app_factory``."""
+    return create_app()

@@ -1,0 +1,92 @@
+"""Settings read from the environment (prefix ``FIELDCRM_``), one cached getter.
+
+Every variable is documented in the README's configuration table. Secrets (the signing key,
+database passwords) only ever come from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+_MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the environment is missing or has a bad setting."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Runtime configuration of the API, worker and command line."""
+
+    database_url: str
+    secret_key: str = field(repr=False)
+    env: str = "production"
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    web_session_ttl_s: int = 12 * 3600
+    cookie_secure: bool = True
+    max_body_bytes: int = 1_000_000
+    import_max_body_bytes: int = 10_000_000
+    db_pool_size: int = 10
+    log_json: bool = True
+
+    @property
+    def is_development(self) -> bool:
+        """True in development and test, where cookies may travel over plain HTTP."""
+        return self.env in {"development", "test"}
+
+
+def settings_from_env() -> Settings:
+    """Build settings from ``FIELDCRM_*`` variables; raise ConfigError when one is unusable."""
+    database_url = os.environ.get("FIELDCRM_DATABASE_URL", "")
+    if not database_url:
+        raise ConfigError(
+            "FIELDCRM_DATABASE_URL is not set (e.g. postgresql+asyncpg://postgres@127.0.0.1/fieldcrm)"
+        )
+    secret_key = os.environ.get("FIELDCRM_SECRET_KEY", "")
+    if len(secret_key) < _MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"FIELDCRM_SECRET_KEY must be set to a random string of at least {_MIN_SECRET_LENGTH}"
+            " characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
+    env = os.environ.get("FIELDCRM_ENV", "production")
+    development = env in {"development", "test"}
+    return Settings(
+        database_url=database_url,
+        secret_key=secret_key,
+        env=env,
+        access_token_ttl_s=_int("FIELDCRM_ACCESS_TOKEN_TTL", 15 * 60),
+        refresh_token_ttl_s=_int("FIELDCRM_REFRESH_TOKEN_TTL", 30 * 24 * 3600),
+        web_session_ttl_s=_int("FIELDCRM_WEB_SESSION_TTL", 12 * 3600),
+        cookie_secure=_bool("FIELDCRM_COOKIE_SECURE", not development),
+        max_body_bytes=_int("FIELDCRM_MAX_BODY_BYTES", 1_000_000),
+        import_max_body_bytes=_int("FIELDCRM_IMPORT_MAX_BODY_BYTES", 10_000_000),
+        db_pool_size=_int("FIELDCRM_DB_POOL_SIZE", 10),
+        log_json=_bool("FIELDCRM_LOG_JSON", not development),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return settings_from_env()

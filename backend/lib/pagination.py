@@ -1,0 +1,49 @@
+"""Cursor pagination: opaque, URL-safe cursors that encode the last row's sort key."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any, Generic, TypeVar
+
+import msgspec
+
+from backend.lib.errors import InvalidInput
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
+
+
+class Page(msgspec.Struct, Generic[T], rename="camel"):
+    """One page of a list and the cursor of the next page (absent on the last page)."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(key: list[Any]) -> str:
+    """Encode a sort key (JSON-able values) as an opaque cursor."""
+    return base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, types: tuple[type[Any], ...]) -> list[Any]:
+    """Decode a cursor made by ``encode_cursor`` and check it has the expected shape."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = msgspec.json.decode(raw, type=list[Any])
+        if len(key) != len(types):
+            raise ValueError("wrong length")
+        return [msgspec.convert(v, t, strict=False) for v, t in zip(key, types, strict=True)]
+    except (ValueError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidInput.on("cursor", "not a cursor this list gave out") from exc
+
+
+def page_of(rows: list[T], limit: int, key: Any) -> Page[T]:
+    """Build a page from ``limit + 1`` fetched rows; ``key(row)`` gives the row's sort key."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return Page(items=rows, next_cursor=encode_cursor(key(rows[-1])))
+    return Page(items=rows)
