@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers.base import BaseRouteHandler
@@ -60,9 +61,9 @@ async def authenticate(
     connection.state.actor = actor
 
 
-def provide_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
+def provide_actor(request: Request[Any, Any, Any]) -> Actor:
     """Dependency: the authenticated caller (set by the guard)."""
-    actor: Actor | None = getattr(connection.state, "actor", None)
+    actor: Actor | None = getattr(request.state, "actor", None)
     if actor is None:  # a public route asked for an actor
         raise Unauthenticated("Log in first")
     return actor

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from backend.accounts import schemas, services
 from backend.accounts.models import SessionKind
 from backend.config import Settings
 from backend.lib.clock import Clock
+from backend.lib.errors import Unauthenticated, problem_response
 from backend.lib.pagination import DEFAULT_LIMIT, Limit, Page
 from backend.lib.tenancy import Actor
 
@@ -49,11 +50,16 @@ class AuthController(Controller):
         settings: Settings,
         clock: Clock,
         request: Request,  # type: ignore[type-arg]
-    ) -> schemas.TokenPair:
-        """Swap a refresh token for a new pair (the old refresh token is spent)."""
-        return await services.rotate_refresh_token(
+    ) -> schemas.TokenPair | Response[bytes]:
+        """Swap a refresh token for a new pair (the old refresh token is spent). Presenting a
+        spent refresh token again ends every session of its user."""
+        pair = await services.rotate_refresh_token(
             db_session, data.refresh_token, settings, clock.now(), request.headers.get("user-agent")
         )
+        if pair is None:
+            refused = Unauthenticated("The refresh token was already used; all sessions have ended")
+            return problem_response(refused.problem(), {"WWW-Authenticate": "Bearer"})
+        return pair
 
     @post("/logout", opt={"public": True}, status_code=HTTP_204_NO_CONTENT)
     async def logout(

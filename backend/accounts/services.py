@@ -157,9 +157,6 @@ async def _live_session(
     if row is None:
         raise Unauthenticated("The token is not valid")
     if row.revoked_at is not None:
-        if row.replaced_by_id is not None:
-            # A rotated refresh token came back: it was copied. End every session of the user.
-            await revoke_all_sessions(session, row.user_id, now)
         raise Unauthenticated("The token has been revoked")
     if row.expires_at <= now:
         raise Unauthenticated("The token has expired")
@@ -171,8 +168,22 @@ async def _live_session(
 
 async def rotate_refresh_token(
     session: AsyncSession, token: str, settings: Settings, now: datetime, user_agent: str | None
-) -> schemas.TokenPair:
-    """Exchange a refresh token for a new pair; the old refresh token stops working."""
+) -> schemas.TokenPair | None:
+    """Exchange a refresh token for a new pair; the old refresh token stops working.
+
+    A token that was already exchanged coming back means it was copied: every session of the
+    user ends. That revocation must be committed, so it is reported by returning None (the
+    caller answers 401 without raising, which would roll the revocation back)."""
+    spent = await session.scalar(
+        select(AuthSession.user_id).where(
+            AuthSession.token_hash == token_digest(token),
+            AuthSession.kind == SessionKind.REFRESH,
+            AuthSession.replaced_by_id.is_not(None),
+        )
+    )
+    if spent is not None:
+        await revoke_all_sessions(session, spent, now)
+        return None
     row, user = await _live_session(session, token, SessionKind.REFRESH, now)
     refresh, new_row = await _new_session(
         session, user, SessionKind.REFRESH, settings.refresh_token_ttl_s, now, user_agent

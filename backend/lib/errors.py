@@ -190,12 +190,17 @@ _HTTP_SLUGS = {
 
 
 def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    if exc.status_code >= HTTP_500_INTERNAL_SERVER_ERROR:
+        return _internal_handler(request, exc)
     slug = _HTTP_SLUGS.get(exc.status_code, "http-error")
     problem = Problem(
         type=f"urn:fieldcrm:problem:{slug}",
         title=slug.replace("-", " ").capitalize(),
         status=exc.status_code,
         detail=str(exc.detail),
+        errors=[FieldError(field="body", reason=str(exc.detail))]
+        if exc.status_code == HTTP_400_BAD_REQUEST
+        else [],
     )
     return problem_response(problem, exc.headers or None)
 

@@ -6,6 +6,7 @@ import base64
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
+from litestar.params import Parameter
 
 from backend.lib.errors import InvalidInput
 
@@ -14,7 +15,7 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
-Limit = Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)]
+Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"page size, 1 to {MAX_LIMIT}")]
 
 
 class Page(msgspec.Struct, Generic[T], rename="camel"):
