@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import msgspec
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts import schemas
@@ -18,6 +18,7 @@ from backend.accounts.models import (
     Organization,
     Role,
     SessionKind,
+    Skill,
     Team,
     TeamMember,
     User,
@@ -308,7 +309,7 @@ def user_out(user: User) -> schemas.UserOut:
         email=user.email,
         full_name=user.full_name,
         role=user.role,
-        skills=[schemas.Skill(s) for s in user.skills],
+        skills=[Skill(s) for s in user.skills],
         phone=user.phone,
         time_zone=user.time_zone,
         is_active=user.is_active,
@@ -319,7 +320,7 @@ def user_out(user: User) -> schemas.UserOut:
 async def _user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
     user = await session.scalar(
         scope(select(User), actor, User.organization_id, User.id).where(User.id == user_id)
-    )  # type: ignore[arg-type]
+    )
     if user is None:
         raise NotFound("User not found")
     return user
@@ -334,12 +335,12 @@ async def list_users(
     session: AsyncSession, actor: Actor, limit: int, cursor: str | None, active: bool | None
 ) -> Page[schemas.UserOut]:
     """Users the caller may see, by name."""
-    stmt = scope(select(User), actor, User.organization_id, User.id)  # type: ignore[arg-type]
+    stmt = scope(select(User), actor, User.organization_id, User.id)
     if active is not None:
         stmt = stmt.where(User.is_active.is_(active))
     if cursor:
         name, last_id = decode_cursor(cursor, (str, uuid.UUID))
-        stmt = stmt.where((User.full_name, User.id) > (name, last_id))  # type: ignore[operator]
+        stmt = stmt.where(tuple_(User.full_name, User.id) > tuple_(name, last_id))
     rows = (await session.scalars(stmt.order_by(User.full_name, User.id).limit(limit + 1))).all()
     return page_of([user_out(u) for u in rows], limit, lambda u: [u.full_name, str(u.id)])
 
@@ -443,7 +444,7 @@ def team_out(team: Team, member_ids: list[uuid.UUID]) -> schemas.TeamOut:
     )
 
 
-def _teams_visible(actor: Actor):  # type: ignore[no-untyped-def]
+def _teams_visible(actor: Actor) -> Select[Team]:
     stmt = select(Team).where(Team.organization_id == actor.organization_id)
     if actor.role is Role.MANAGER:
         stmt = stmt.where(Team.lead_id == actor.user_id)
@@ -461,7 +462,7 @@ async def list_teams(
     stmt = _teams_visible(actor)
     if cursor:
         name, last_id = decode_cursor(cursor, (str, uuid.UUID))
-        stmt = stmt.where((Team.name, Team.id) > (name, last_id))
+        stmt = stmt.where(tuple_(Team.name, Team.id) > tuple_(name, last_id))
     teams = (await session.scalars(stmt.order_by(Team.name, Team.id).limit(limit + 1))).all()
     members = await _members(session, [t.id for t in teams])
     return page_of(
@@ -508,7 +509,7 @@ async def _set_members(
     session: AsyncSession, actor: Actor, team: Team, member_ids: list[uuid.UUID]
 ) -> None:
     await _check_org_users(session, actor, member_ids, "memberIds")
-    await session.execute(TeamMember.__table__.delete().where(TeamMember.team_id == team.id))
+    await session.execute(delete(TeamMember).where(TeamMember.team_id == team.id))
     for user_id in dict.fromkeys(member_ids):
         session.add(
             TeamMember(team_id=team.id, user_id=user_id, organization_id=actor.organization_id)

@@ -36,8 +36,17 @@ async def run_import(database_url: str, path: str, *, as_email: str, dry_run: bo
                 return 2
             actor = await load_actor(session, user.id, user.organization_id, user.token_version)
             with tqdm(total=len(rows), unit="row", desc="importing", file=sys.stderr) as bar:
+
+                def tick(n: int) -> None:
+                    bar.update(n)
+
                 result = await import_rows(
-                    session, actor, rows, None, dry_run=dry_run, progress=bar.update
+                    session,
+                    actor,
+                    rows,
+                    None,
+                    dry_run=dry_run,
+                    progress=tick,
                 )
     finally:
         await engine.dispose()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import Body, Parameter
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -65,10 +65,11 @@ class CustomerController(Controller):
         actor: Actor,
         state: State,
         dry_run: Annotated[bool, Parameter(query="dryRun")] = False,
-        data: Annotated[bytes, Body(media_type="text/csv")] = b"",
     ) -> schemas.ImportResult:
-        """CSV with a header row (see the README for the columns). Each valid row is imported
-        whole; invalid rows are reported by number, field and reason. ``dryRun`` checks only."""
+        """Send the CSV file as the body (``Content-Type: text/csv``) with a header row (see the
+        README for the columns). Each valid row is imported whole; invalid rows are reported by
+        number, field and reason. ``dryRun=true`` checks without writing."""
+        data = await request.body()
         return await importer.import_csv(db_session, actor, data, state.geocoder, dry_run=dry_run)
 
     @get("/{customer_id:uuid}")

@@ -152,14 +152,11 @@ async def import_rows(
                     await savepoint.rollback()
             imported += 1
         except AppError as exc:
-            for err in exc.errors or [
-                schemas.ImportRowError(row=number, field="row", reason=exc.detail)
-            ]:
-                errors.append(
-                    schemas.ImportRowError(
-                        row=number, field=_csv_field(err.field), reason=err.reason
-                    )
-                )
+            reasons = [(e.field, e.reason) for e in exc.errors] or [("row", exc.detail)]
+            errors.extend(
+                schemas.ImportRowError(row=number, field=_csv_field(field), reason=reason)
+                for field, reason in reasons
+            )
         except (msgspec.ValidationError, ValueError) as exc:
             message = str(exc)
             field, _, reason = message.rpartition(" - at `")

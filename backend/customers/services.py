@@ -36,7 +36,7 @@ _NAME_KEY = collate(func.lower(Customer.name), "C")
 # --- customers --------------------------------------------------------------------------------
 
 
-def _visible(actor: Actor) -> Select[tuple[Customer]]:
+def _visible(actor: Actor) -> Select[Customer]:
     return scope(select(Customer), actor, Customer.organization_id, Customer.owner_id)
 
 

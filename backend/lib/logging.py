@@ -10,6 +10,7 @@ import sys
 import time
 from typing import Any
 
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -64,9 +65,10 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     response and log one access line with method, path (no query string), status and duration."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
+        method = str(scope.get("method", ""))
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         rid = incoming if 8 <= len(incoming) <= 64 and incoming.isalnum() else secrets.token_hex(8)
         token = request_id_var.set(rid)
@@ -85,11 +87,11 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         finally:
             access_log.info(
                 "%s %s %s",
-                scope["method"],
+                method,
                 scope["path"],
                 status,
                 extra={
-                    "method": scope["method"],
+                    "method": method,
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),

@@ -19,7 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from backend.accounts.models import Role
 from backend.lib.errors import Forbidden
 
-T = TypeVar("T", bound=tuple[Any, ...])
+S = TypeVar("S", bound=Select[Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +60,11 @@ class Actor:
 
 
 def scope(
-    stmt: Select[T],
+    stmt: S,
     actor: Actor,
     organization_column: InstrumentedAttribute[uuid.UUID],
-    owner_column: InstrumentedAttribute[uuid.UUID | None] | None = None,
-) -> Select[T]:
+    owner_column: InstrumentedAttribute[Any] | None = None,
+) -> S:
     """Restrict ``stmt`` to the actor's organisation and, when the model has an owner, to the
     owners the actor may see."""
     stmt = stmt.where(organization_column == actor.organization_id)
