@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,10 +13,8 @@ from backend.accounts.models import SessionKind
 from backend.config import Settings
 from backend.lib.clock import Clock
 from backend.lib.errors import Unauthenticated, problem_response
-from backend.lib.pagination import DEFAULT_LIMIT, Limit, Page
+from backend.lib.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from backend.lib.tenancy import Actor
-
-Cursor = Annotated[str | None, Parameter(max_length=500)]
 
 
 class AuthController(Controller):

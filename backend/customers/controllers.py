@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.customers import importer, schemas, services
 from backend.customers.models import CustomerKind, InteractionKind
 from backend.lib.clock import Clock
-from backend.lib.pagination import DEFAULT_LIMIT, Limit, Page
+from backend.lib.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from backend.lib.tenancy import Actor
 
-Cursor = Annotated[str | None, Parameter(max_length=500)]
 Query = Annotated[str | None, Parameter(max_length=200, description="name, phone or email")]
 
 

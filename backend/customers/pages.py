@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.services import get_user
 from backend.customers import services
+from backend.lib.pagination import Cursor
 from backend.lib.tenancy import Actor
 
 
@@ -33,7 +34,7 @@ class CustomerPages(Controller):
         db_session: AsyncSession,
         actor: Actor,
         q: Annotated[str | None, Parameter(max_length=200)] = None,
-        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+        cursor: Cursor = None,
     ) -> Template:
         """The customers the user may see, searchable by name, phone or email."""
         page = await services.list_customers(

@@ -15,6 +15,9 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
+Cursor = Annotated[
+    str | None, Parameter(max_length=500, description="nextCursor of the previous page")
+]
 Limit = Annotated[int, Parameter(ge=1, le=MAX_LIMIT, description=f"page size, 1 to {MAX_LIMIT}")]
 
 
