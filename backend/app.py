@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from litestar import Litestar, Request, Response, Router
 from litestar.config.csrf import CSRFConfig
@@ -43,6 +45,15 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "web" / "templates"
 STATIC = ROOT / "web" / "static"
 CSRF_COOKIE = "fieldcrm_csrf"
+
+
+def local_time(moment: datetime, zone: str, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Jinja filter: an aware timestamp in the viewer's IANA time zone."""
+    return moment.astimezone(ZoneInfo(zone)).strftime(fmt)
+
+
+def _register_filters(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters["local"] = local_time
 
 
 def _app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
@@ -110,7 +121,9 @@ def create_app(
             # The JSON API takes bearer tokens only (never cookies), so it needs no CSRF token.
             exclude=["/api/", "/health", "/ready", "/static/"],
         ),
-        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_register_filters
+        ),
         openapi_config=OpenAPIConfig(
             title="fieldcrm API",
             version="1",

@@ -7,7 +7,7 @@ from typing import Any
 
 from httpx import AsyncClient
 
-from backend.customers.search import QueryKind, classify
+from backend.customers.search import QueryKind, SearchQuery, classify
 from backend.lib.clock import FrozenClock
 from tests.conftest import Factory, customer_body
 
@@ -30,7 +30,8 @@ def test_query_classification() -> None:
     full = classify("8 (912) 345-67-89", "RU")
     assert (full.kind, full.text, full.exact_phone) == (QueryKind.PHONE, "+79123456789", True)
     assert classify("Ivanov", "RU") == classify("  ivanov ", "RU")
-    assert classify("12", "RU").kind is QueryKind.NAME  # too short to be a phone fragment
+    assert classify("+7 9", "RU") == SearchQuery(QueryKind.PHONE, "")  # still typing: no filter
+    assert classify("A1", "RU").kind is QueryKind.NAME
 
 
 async def test_search_by_phone_email_and_name(client: AsyncClient, factory: Factory) -> None:
@@ -53,6 +54,7 @@ async def test_search_by_phone_email_and_name(client: AsyncClient, factory: Fact
     assert await search("okna") == ["OOO Okna Plus"]  # prefix of a later word
     assert await search("petr") == ["Ivanov Petr", "Petrova Anna"]
     assert await search("vanov") == []  # middle of a word is not a prefix
+    assert len(await search("+7 9")) == 3  # a number being typed does not empty the list
     assert await search("100%") == []  # wildcards are literal
     detail = await client.get(f"/api/v1/customers/{okna['id']}", headers=headers)
     assert detail.json()["contacts"][0]["phone"] == "+78432000001"

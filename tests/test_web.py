@@ -82,6 +82,14 @@ async def test_session_cookie_opens_pages_and_logout_needs_csrf(
     assert "Page Customer" in partial.text
     detail = await client.get(f"/customers/{created.json()['id']}")
     assert "gate code 12" in detail.text
+    note = await client.post(
+        f"/api/v1/customers/{created.json()['id']}/interactions",
+        headers=admin,
+        json={"kind": "call", "outcome": "called back", "occurredAt": "2026-11-24T09:30:00Z"},
+    )
+    assert note.status_code == 201
+    timeline = await client.get(f"/customers/{created.json()['id']}")
+    assert "2026-11-24 12:30" in timeline.text  # shown in the viewer's zone (Moscow, UTC+3)
 
     # A cross-site form post carries the cookie but cannot know the token.
     forged = await client.post("/logout")

@@ -28,7 +28,8 @@ class QueryKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
-    """A classified query: ``text`` is what to match (lower-cased name, digits or E.164)."""
+    """A classified query: ``text`` is what to match (lower-cased name, digits or E.164);
+    an empty phone text means "not enough digits yet": no filter."""
 
     kind: QueryKind
     text: str
@@ -51,6 +52,9 @@ def classify(query: str, region: str | None) -> SearchQuery:
             except phonenumbers.NumberParseException:
                 pass
             return SearchQuery(QueryKind.PHONE, digits)
+        if any(c.isdigit() or c == "+" for c in q):
+            # A phone number being typed ("+7 9"): too short to filter by yet.
+            return SearchQuery(QueryKind.PHONE, "")
     return SearchQuery(QueryKind.NAME, q.lower())
 
 

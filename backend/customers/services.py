@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, collate, delete, func, or_, select
+from sqlalchemy import ColumnElement, Select, collate, delete, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
@@ -56,6 +56,8 @@ async def visible_customer(
 def _search_condition(actor: Actor, q: str) -> ColumnElement[bool]:
     query = classify(q, actor.phone_region)
     if query.kind is QueryKind.PHONE:
+        if not query.text:
+            return true()
         return Customer.search_phones.like(f"%{escape_like(query.text)}%", escape="\\")
     if query.kind is QueryKind.EMAIL:
         return Customer.search_emails.like(f"%{escape_like(query.text)}%", escape="\\")
