@@ -108,6 +108,7 @@ class Contact(Base, TenantMixin):
     email: Mapped[str | None] = mapped_column(String(320))
 
     __table_args__ = (
+        Index("ix_contacts_org_phone", "organization_id", "phone"),
         CheckConstraint("phone IS NULL OR phone ~ '^\\+[1-9][0-9]{6,14}$'", name="phone_e164"),
         CheckConstraint("phone IS NOT NULL OR email IS NOT NULL", name="reachable"),
     )

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, collate, delete, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, collate, delete, func, or_, select, true, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
@@ -53,20 +53,36 @@ async def visible_customer(
     return customer
 
 
-def _search_condition(actor: Actor, q: str) -> ColumnElement[bool]:
+def _search_conditions(actor: Actor, q: str) -> list[ColumnElement[bool]]:
+    """The conditions a query means; a row matching any of them is a hit."""
     query = classify(q, actor.phone_region)
     if query.kind is QueryKind.PHONE:
         if not query.text:
-            return true()
-        return Customer.search_phones.like(f"%{escape_like(query.text)}%", escape="\\")
+            return [true()]
+        if query.exact_phone:
+            # A whole number: an exact, indexed look-up of the contacts' E.164 phones.
+            return [
+                Customer.id.in_(
+                    select(Contact.customer_id).where(
+                        Contact.organization_id == actor.organization_id,
+                        Contact.phone == query.text,
+                    )
+                )
+            ]
+        return [Customer.search_phones.like(f"%{escape_like(query.text)}%", escape="\\")]
     if query.kind is QueryKind.EMAIL:
-        return Customer.search_emails.like(f"%{escape_like(query.text)}%", escape="\\")
+        return [Customer.search_emails.like(f"%{escape_like(query.text)}%", escape="\\")]
     pattern = escape_like(query.text)
-    lname = func.lower(Customer.name)
-    return or_(
+    # Two conditions, searched separately (see list_customers): the name starts with the text,
+    # or a later word does.
+    return [
         _NAME_KEY.like(f"{pattern}%", escape="\\"),
-        lname.like(f"% {pattern}%", escape="\\"),
-    )
+        func.lower(Customer.name).like(f"% {pattern}%", escape="\\"),
+    ]
+
+
+def _first_page(stmt: Select[Any], limit: int) -> Select[Any]:
+    return stmt.order_by(_NAME_KEY, Customer.id).limit(limit + 1)
 
 
 def summary(customer: Customer) -> schemas.CustomerSummary:
@@ -94,16 +110,25 @@ async def list_customers(
 ) -> Page[schemas.CustomerSummary]:
     """Visible customers by name; ``q`` searches phone, email or name (see ``search``)."""
     stmt = _visible(actor)
-    if q and q.strip():
-        stmt = stmt.where(_search_condition(actor, q))
     if owner_id is not None:
         stmt = stmt.where(Customer.owner_id == owner_id)
     if kind is not None:
         stmt = stmt.where(Customer.kind == kind)
     if cursor:
         name, last_id = decode_cursor(cursor, (str, uuid.UUID))
-        stmt = stmt.where(or_(name < _NAME_KEY, (name == _NAME_KEY) & (Customer.id > last_id)))
-    stmt = stmt.order_by(_NAME_KEY, Customer.id).limit(limit + 1)
+        stmt = stmt.where(or_(_NAME_KEY > name, (_NAME_KEY == name) & (Customer.id > last_id)))
+    conditions = _search_conditions(actor, q) if q and q.strip() else [true()]
+    if len(conditions) == 1:
+        stmt = _first_page(stmt.where(conditions[0]), limit)
+    else:
+        # Each alternative gets its own ordered, limited scan and the union is merged: one OR
+        # makes PostgreSQL walk the name index hoping matches are spread evenly, and prefix
+        # matches all sit together (75 000 rows read for "Саг" in 100 000 customers).
+        branches = [
+            _first_page(stmt.where(c), limit).with_only_columns(Customer.id) for c in conditions
+        ]
+        hits = union(*branches).subquery()
+        stmt = _first_page(select(Customer).where(Customer.id.in_(select(hits.c.id))), limit)
     rows = (await session.scalars(stmt)).all()
     return page_of([summary(c) for c in rows], limit, lambda c: [c.name.lower(), str(c.id)])
 
