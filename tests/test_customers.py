@@ -53,6 +53,7 @@ async def test_search_by_phone_email_and_name(client: AsyncClient, factory: Fact
     assert await search("iva") == ["Ivanov Petr"]  # name prefix, any case
     assert await search("okna") == ["OOO Okna Plus"]  # prefix of a later word
     assert await search("petr") == ["Ivanov Petr", "Petrova Anna"]
+    assert await search("pe") == ["Petrova Anna"]  # two letters: the start of the name only
     assert await search("vanov") == []  # middle of a word is not a prefix
     assert len(await search("+7 9")) == 3  # a number being typed does not empty the list
     assert await search("100%") == []  # wildcards are literal

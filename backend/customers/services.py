@@ -32,6 +32,8 @@ from backend.lib.tenancy import Actor, scope
 from backend.lib.validation import normalize_email, normalize_phone
 
 _NAME_KEY = collate(func.lower(Customer.name), "C")
+# Below this many characters a name query matches only the start of the name (index-backed).
+MIN_WORD_SEARCH = 3
 
 # --- customers --------------------------------------------------------------------------------
 
@@ -73,10 +75,14 @@ def _search_conditions(actor: Actor, q: str) -> list[ColumnElement[bool]]:
     if query.kind is QueryKind.EMAIL:
         return [Customer.search_emails.like(f"%{escape_like(query.text)}%", escape="\\")]
     pattern = escape_like(query.text)
+    name_prefix = _NAME_KEY.like(f"{pattern}%", escape="\\")
+    if len(query.text) < MIN_WORD_SEARCH:
+        # Trigrams need three characters; shorter text matches the start of the name only.
+        return [name_prefix]
     # Two conditions, searched separately (see list_customers): the name starts with the text,
     # or a later word does.
     return [
-        _NAME_KEY.like(f"{pattern}%", escape="\\"),
+        name_prefix,
         func.lower(Customer.name).like(f"% {pattern}%", escape="\\"),
     ]
 
