@@ -371,7 +371,6 @@ async def create_user(session: AsyncSession, actor: Actor, data: schemas.UserCre
     )
     session.add(user)
     await session.flush()
-    await session.refresh(user)
     return user
 
 
@@ -535,7 +534,6 @@ async def create_team(
     session.add(team)
     await session.flush()
     await _set_members(session, actor, team, data.member_ids)
-    await session.refresh(team)
     return team_out(team, (await _members(session, [team.id]))[team.id])
 
 

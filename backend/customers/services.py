@@ -266,7 +266,6 @@ async def customer_out(session: AsyncSession, customer: Customer) -> schemas.Cus
             .order_by(Contact.created_at, Contact.id)
         )
     ).all()
-    await session.refresh(customer, ["created_at", "updated_at"])
     return schemas.CustomerOut(
         id=customer.id,
         kind=customer.kind,
@@ -515,7 +514,6 @@ async def add_interaction(
     )
     session.add(row)
     await session.flush()
-    await session.refresh(row, ["created_at"])
     return row
 
 

@@ -22,6 +22,9 @@ class Base(DeclarativeBase):
     """Root of all models; constraint names follow NAMING_CONVENTION so migrations are stable."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Server-set columns (ids, created_at, updated_at) come back with INSERT/UPDATE ... RETURNING,
+    # so objects are complete after flush without another query.
+    __mapper_args__ = {"eager_defaults": True}
 
 
 class IdMixin:
