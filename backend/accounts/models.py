@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
@@ -52,6 +53,10 @@ class Organization(Base, IdMixin, TimestampMixin):
     locale: Mapped[str] = mapped_column(String(16), nullable=False, default="en")
     # Bank and payment details printed on documents (recipient, bank, account, BIC, tax id...).
     payment_details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    # Working hours for business-time deadlines (``backend.tasks.deadlines`` shape); {} = default.
+    business_hours: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, default=dict, server_default=text("'{}'::jsonb")
+    )
 
     __table_args__ = (CheckConstraint("currency ~ '^[A-Z]{3}$'", name="currency_iso"),)
 

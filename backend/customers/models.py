@@ -10,7 +10,6 @@ from geoalchemy2 import Geography
 from sqlalchemy import (
     CheckConstraint,
     DateTime,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -22,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from backend.db.base import Base, TenantMixin
+from backend.db.base import Base, TenantMixin, pg_enum
 
 
 class CustomerKind(enum.StrEnum):
@@ -42,10 +41,6 @@ class InteractionKind(enum.StrEnum):
     STAGE_CHANGE = "stage_change"
 
 
-def _enum(cls: type[enum.StrEnum], name: str) -> Enum:
-    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
-
-
 class Customer(Base, TenantMixin):
     """Someone the company sells to. ``owner_id`` is the responsible user (drives visibility).
 
@@ -56,7 +51,7 @@ class Customer(Base, TenantMixin):
 
     __tablename__ = "customers"
 
-    kind: Mapped[CustomerKind] = mapped_column(_enum(CustomerKind, "customer_kind"), nullable=False)
+    kind: Mapped[CustomerKind] = mapped_column(pg_enum(CustomerKind, "customer_kind"), nullable=False)
     name: Mapped[str] = mapped_column(String(300), nullable=False)
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
@@ -151,10 +146,14 @@ class Interaction(Base, TenantMixin):
         UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False
     )
     kind: Mapped[InteractionKind] = mapped_column(
-        _enum(InteractionKind, "interaction_kind"), nullable=False
+        pg_enum(InteractionKind, "interaction_kind"), nullable=False
     )
     author_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    # Calls and stage changes made while working a deal are on the deal's timeline too.
+    deal_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("deals.id", ondelete="SET NULL")
     )
     occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     outcome: Mapped[str | None] = mapped_column(String(200))
@@ -163,5 +162,12 @@ class Interaction(Base, TenantMixin):
 
     __table_args__ = (
         Index("ix_interactions_customer_time", "customer_id", "occurred_at", "id"),
+        Index(
+            "ix_interactions_deal_time",
+            "deal_id",
+            "occurred_at",
+            postgresql_where="deal_id IS NOT NULL",
+        ),
+        Index("ix_interactions_org_kind_time", "organization_id", "kind", "occurred_at"),
         CheckConstraint("duration_s IS NULL OR duration_s >= 0", name="duration_positive"),
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, func, text
+from sqlalchemy import DateTime, Enum, ForeignKey, MetaData, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -60,3 +61,8 @@ class TenantMixin(IdMixin, TimestampMixin):
             nullable=False,
             index=True,
         )
+
+
+def pg_enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    """A PostgreSQL enum type named ``name`` storing the members' values (not their names)."""
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])

@@ -1,18 +1,49 @@
 """Imports every domain's models so the metadata is complete (Alembic, tests)."""
 
 from backend.accounts.models import AuthSession, Organization, Team, TeamMember, User
+from backend.audit.models import AuditEntry
 from backend.customers.models import Contact, Customer, Interaction, Site
 from backend.db.base import Base
+from backend.db.counters import Counter
+from backend.documents.models import Attachment, Document, DocumentTemplate
+from backend.lib.ratelimit import RateLimitWindow
+from backend.notifications.models import Notification, OutboxMessage
+from backend.sales.models import (
+    Automation,
+    Deal,
+    DealStageChange,
+    LeadForm,
+    Pipeline,
+    Stage,
+    Territory,
+)
+from backend.tasks.models import Task
 
 __all__ = [
+    "Attachment",
+    "AuditEntry",
     "AuthSession",
+    "Automation",
     "Base",
     "Contact",
+    "Counter",
     "Customer",
+    "Deal",
+    "DealStageChange",
+    "Document",
+    "DocumentTemplate",
     "Interaction",
+    "LeadForm",
+    "Notification",
     "Organization",
+    "OutboxMessage",
+    "Pipeline",
+    "RateLimitWindow",
     "Site",
+    "Stage",
+    "Task",
     "Team",
     "TeamMember",
+    "Territory",
     "User",
 ]

@@ -1,0 +1,1 @@
+"""Who changed what and when: an append-only log of changes to business records."""

@@ -1,0 +1,43 @@
+"""Per-organisation counters (document numbers, round-robin positions), one row per name.
+
+``next_value`` is a single upsert: concurrent callers serialise on the row and each gets a
+distinct value; the row lock is held until the caller's transaction ends.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy.dialects.postgresql import UUID, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.db.base import Base
+
+
+class Counter(Base):
+    """The last value handed out for ``name`` in an organisation."""
+
+    __tablename__ = "counters"
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
+async def next_value(session: AsyncSession, organization_id: uuid.UUID, name: str) -> int:
+    """The next value of the counter (1 on first use)."""
+    stmt = (
+        insert(Counter)
+        .values(organization_id=organization_id, name=name, value=1)
+        .on_conflict_do_update(
+            index_elements=[Counter.organization_id, Counter.name],
+            set_={"value": Counter.value + 1},
+        )
+        .returning(Counter.value)
+    )
+    value: int = (await session.execute(stmt)).scalar_one()
+    return value

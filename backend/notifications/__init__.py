@@ -1,0 +1,1 @@
+"""In-app notifications and the outbox that carries them to phones and email."""

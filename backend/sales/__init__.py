@@ -1,0 +1,1 @@
+"""Pipelines, stages, deals, lead capture and stage automations."""
