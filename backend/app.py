@@ -36,10 +36,16 @@ from backend.customers import controllers as customers_api
 from backend.customers.geocoding import Geocoder
 from backend.customers.pages import CustomerPages
 from backend.db.session import make_engine, make_sessionmaker, provide_db_session
+from backend.documents.storage import FileStorage
 from backend.health import health, ready
 from backend.lib.clock import Clock, SystemClock
 from backend.lib.errors import EXCEPTION_HANDLERS, AppError, Unauthenticated
 from backend.lib.logging import configure_logging, request_id_middleware
+from backend.notifications import controllers as notifications_api
+from backend.sales import config_controllers as sales_config_api
+from backend.sales import controllers as sales_api
+from backend.sales.lead_pages import LeadPages
+from backend.tasks import controllers as tasks_api
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "web" / "templates"
@@ -100,8 +106,13 @@ def create_app(
             static,
             *accounts_api.CONTROLLERS,
             *customers_api.CONTROLLERS,
+            *sales_api.CONTROLLERS,
+            *sales_config_api.CONTROLLERS,
+            *tasks_api.CONTROLLERS,
+            *notifications_api.CONTROLLERS,
             LoginPages,
             CustomerPages,
+            LeadPages,
         ],
         dependencies={
             "db_session": Provide(provide_db_session),
@@ -119,7 +130,8 @@ def create_app(
             cookie_samesite="lax",
             header_name="x-csrftoken",
             # The JSON API takes bearer tokens only (never cookies), so it needs no CSRF token.
-            exclude=["/api/", "/health", "/ready", "/static/"],
+            # Public lead forms are posted from other sites: honeypot + rate limit instead.
+            exclude=["/api/", "/health", "/ready", "/static/", "/f/"],
         ),
         template_config=TemplateConfig(
             directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_register_filters
@@ -154,6 +166,7 @@ def create_app(
                 "clock": clock or SystemClock(),
                 "sessionmaker": sessionmaker,
                 "geocoder": geocoder,
+                "storage": FileStorage(Path(settings.files_dir)),
             }
         ),
         lifespan=[lifespan],

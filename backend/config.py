@@ -49,6 +49,9 @@ class Settings:
     import_max_body_bytes: int = 10_000_000
     db_pool_size: int = 10
     log_json: bool = True
+    files_dir: str = "var/files"
+    max_upload_bytes: int = 20 * 1024 * 1024
+    lead_rate_per_minute: int = 10
 
     @property
     def is_development(self) -> bool:
@@ -83,6 +86,9 @@ def settings_from_env() -> Settings:
         import_max_body_bytes=_int("FIELDCRM_IMPORT_MAX_BODY_BYTES", 10_000_000),
         db_pool_size=_int("FIELDCRM_DB_POOL_SIZE", 10),
         log_json=_bool("FIELDCRM_LOG_JSON", not development),
+        files_dir=os.environ.get("FIELDCRM_FILES_DIR", "var/files"),
+        max_upload_bytes=_int("FIELDCRM_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
+        lead_rate_per_minute=_int("FIELDCRM_LEAD_RATE_PER_MINUTE", 10),
     )
 
 

@@ -51,6 +51,7 @@ class PaymentDetails(msgspec.Struct, rename="camel", forbid_unknown_fields=True,
     recipient: str | None = None
     bank_name: str | None = None
     account_number: str | None = None
+    correspondent_account: str | None = None
     iban: str | None = None
     bic: str | None = None
     tax_id: str | None = None

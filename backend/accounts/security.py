@@ -86,13 +86,18 @@ def verify_access_token(token: str, *, secret_key: str, now: datetime) -> Access
             issuer=JWT_ISSUER,
             options={
                 "require": ["exp", "sub", "org", "tv", "aud", "iss"],
-                "verify_exp": False,  # checked below against our clock
+                # Times are checked below against our clock (PyJWT would use the wall clock).
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
             },
         )
     except jwt.PyJWTError as exc:
         raise Unauthenticated("The access token is not valid") from exc
     if int(claims["exp"]) <= int(now.timestamp()):
         raise Unauthenticated("The access token has expired")
+    if int(claims.get("iat", 0)) > int(now.timestamp()) + 60:
+        raise Unauthenticated("The access token is not valid yet")
     try:
         return AccessClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["org"]), int(claims["tv"]))
     except (ValueError, TypeError) as exc:

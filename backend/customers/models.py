@@ -51,7 +51,9 @@ class Customer(Base, TenantMixin):
 
     __tablename__ = "customers"
 
-    kind: Mapped[CustomerKind] = mapped_column(pg_enum(CustomerKind, "customer_kind"), nullable=False)
+    kind: Mapped[CustomerKind] = mapped_column(
+        pg_enum(CustomerKind, "customer_kind"), nullable=False
+    )
     name: Mapped[str] = mapped_column(String(300), nullable=False)
     owner_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")

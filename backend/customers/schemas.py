@@ -131,6 +131,7 @@ class InteractionOut(Output):
     id: uuid.UUID
     kind: InteractionKind
     author_id: uuid.UUID | None
+    deal_id: uuid.UUID | None
     occurred_at: datetime
     outcome: str | None
     body: str | None

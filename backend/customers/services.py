@@ -30,6 +30,7 @@ from backend.lib.errors import InvalidInput, NotFound
 from backend.lib.pagination import Page, decode_cursor, page_of
 from backend.lib.tenancy import Actor, scope
 from backend.lib.validation import normalize_email, normalize_phone
+from backend.lib.visibility import customer_visible
 
 _NAME_KEY = collate(func.lower(Customer.name), "C")
 # Below this many characters a name query matches only the start of the name (index-backed).
@@ -39,7 +40,7 @@ MIN_WORD_SEARCH = 3
 
 
 def _visible(actor: Actor) -> Select[Customer]:
-    return scope(select(Customer), actor, Customer.organization_id, Customer.owner_id)
+    return scope(select(Customer), actor, Customer.organization_id).where(customer_visible(actor))
 
 
 async def visible_customer(
@@ -478,6 +479,7 @@ def interaction_out(row: Interaction) -> schemas.InteractionOut:
         id=row.id,
         kind=row.kind,
         author_id=row.author_id,
+        deal_id=row.deal_id,
         occurred_at=row.occurred_at,
         outcome=row.outcome,
         body=row.body,

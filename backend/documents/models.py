@@ -5,7 +5,16 @@ from __future__ import annotations
 import enum
 import uuid
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,7 +70,9 @@ class DocumentTemplate(Base, TenantMixin):
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
 
-    __table_args__ = (Index("uq_document_templates_org_name", "organization_id", "name", unique=True),)
+    __table_args__ = (
+        Index("uq_document_templates_org_name", "organization_id", "name", unique=True),
+    )
 
 
 class Document(Base, TenantMixin):

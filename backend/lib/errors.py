@@ -90,6 +90,14 @@ class InvalidInput(AppError):
         return cls(f"{field}: {reason}", errors=[FieldError(field=field, reason=reason)])
 
 
+class StageRuleBroken(InvalidInput):
+    """A deal may not enter a stage: the move is not allowed, or the deal lacks what the stage
+    requires. ``errors`` lists every unmet rule by field."""
+
+    slug = "stage-rule"
+    title = "The deal cannot enter this stage"
+
+
 class NotFound(AppError):
     """The resource does not exist or the caller may not see it (the two are not told apart)."""
 

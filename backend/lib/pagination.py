@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.params import Parameter
+from sqlalchemy import Select, func, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
 
 from backend.lib.errors import InvalidInput
 
@@ -51,3 +55,35 @@ def page_of(rows: list[T], limit: int, key: Any) -> Page[T]:
         rows = rows[:limit]
         return Page(items=rows, next_cursor=encode_cursor(key(rows[-1])))
     return Page(items=rows)
+
+
+def keyset_desc(
+    stmt: Select[Any],
+    time_column: InstrumentedAttribute[datetime],
+    id_column: InstrumentedAttribute[uuid.UUID],
+    cursor: str | None,
+    limit: int,
+) -> Select[Any]:
+    """Order ``stmt`` newest first by (time, id) and start after ``cursor``; fetches
+    ``limit + 1`` rows for ``page_of`` with key ``[time, id]``."""
+    if cursor:
+        moment, ident = decode_cursor(cursor, (datetime, uuid.UUID))
+        stmt = stmt.where(tuple_(time_column, id_column) < tuple_(moment, ident))
+    return stmt.order_by(time_column.desc(), id_column.desc()).limit(limit + 1)
+
+
+def keyset_asc(
+    stmt: Select[Any],
+    time_column: InstrumentedAttribute[datetime | None],
+    id_column: InstrumentedAttribute[uuid.UUID],
+    cursor: str | None,
+    limit: int,
+) -> Select[Any]:
+    """Order ``stmt`` oldest first by (time, id), NULL times last, starting after ``cursor``;
+    the key of a row is ``[time or "9999-12-31T00:00:00Z", id]``."""
+    far = datetime(9999, 12, 31, tzinfo=UTC)
+    key = func.coalesce(time_column, far)
+    if cursor:
+        moment, ident = decode_cursor(cursor, (datetime, uuid.UUID))
+        stmt = stmt.where(tuple_(key, id_column) > tuple_(moment, ident))
+    return stmt.order_by(key, id_column).limit(limit + 1)

@@ -1,0 +1,1 @@
+"""Documents: attachment storage and type checks, templates and generated PDFs."""

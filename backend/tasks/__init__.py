@@ -1,0 +1,1 @@
+"""Tasks, SLA deadlines, escalation and assignment."""
