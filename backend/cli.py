@@ -107,6 +107,18 @@ def cmd_serve(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_worker(args: argparse.Namespace) -> None:
+    """Run the background worker (SLA scans, maintenance)."""
+    from backend.worker import run_worker
+
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        sys.exit(str(exc))
+    print("  fieldcrm worker running (SLA scans every 20 s); Ctrl+C stops it", file=sys.stderr)
+    asyncio.run(run_worker(settings, concurrency=args.concurrency))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``fieldcrm`` command."""
     parser = argparse.ArgumentParser(
@@ -145,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--show-demo-logins", action="store_true")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the background jobs (SLA scans...)")
+    worker.add_argument("--concurrency", type=int, default=2)
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -134,10 +134,10 @@ class Deal(Base, TenantMixin):
     __tablename__ = "deals"
 
     pipeline_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("pipelines.id", ondelete="RESTRICT"), nullable=False
+        UUID(as_uuid=True), ForeignKey("pipelines.id"), nullable=False
     )
     stage_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("stages.id", ondelete="RESTRICT"), nullable=False
+        UUID(as_uuid=True), ForeignKey("stages.id"), nullable=False
     )
     customer_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False

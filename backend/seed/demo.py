@@ -21,12 +21,14 @@ import os
 import random
 import re
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from math import cos, radians, sqrt
+from pathlib import Path
 
 import phonenumbers
 from sqlalchemy import delete, func, select, text
@@ -45,7 +47,11 @@ from backend.customers.models import (
 )
 from backend.customers.search import search_fields
 from backend.customers.services import point_wkt
+from backend.documents.storage import FileStorage
+from backend.sales.leads import capture_lead
+from backend.sales.schemas import LeadIn
 from backend.seed.orgs import seed_session
+from backend.seed.pipeline import seed_window_pipeline
 
 DEMO_PASSWORD_ENV = "FIELDCRM_DEMO_PASSWORD"  # noqa: S105 - the name of a variable
 DEFAULT_DEMO_PASSWORD = "windows-demo-2026"  # noqa: S105 - the documented demo password
@@ -492,9 +498,54 @@ _EXTRA_NOTES = (
 )
 
 
+DEMO_FORM_KEY = "demo-window-request"
+_LEAD_MESSAGES = (
+    "Нужно поменять три окна в квартире",
+    "Остекление балкона, 6 метров",
+    "Окна в частный дом, 8 штук",
+    "Замена стеклопакета на кухне",
+)
+
+
+async def _demo_leads(
+    session: AsyncSession, rng: random.Random, phones: _UniquePhones, today: datetime
+) -> int:
+    """Website requests through the real intake (deal + call-back task for the manager)."""
+    with tempfile.TemporaryDirectory() as files:
+        storage = FileStorage(Path(files))
+        count = 6
+        for n in range(count):
+            person = random_person(rng)
+            district = random_district(rng)
+            lat, lon = kazan_point(rng, district)
+            await capture_lead(
+                session,
+                DEMO_FORM_KEY,
+                LeadIn(
+                    name=person.full,
+                    phone=phones.next(),
+                    address=kazan_address(rng, district, flat=True, office=False),
+                    lat=lat,
+                    lon=lon,
+                    message=_LEAD_MESSAGES[n % len(_LEAD_MESSAGES)],
+                    utm_source=("yandex", "google", "vk")[n % 3],
+                ),
+                client_ip=f"demo-{n}",
+                referrer="https://okna-kirilla.example/",
+                now=datetime.now(UTC) - timedelta(minutes=7 * (count - n)),
+                storage=storage,
+                geocoder=None,
+                rate_per_minute=1000,
+            )
+    return count
+
+
 def demo_logins_text() -> str:
     """A readable block of the demo logins (email, role, skills, team) and their password."""
-    lines = [f"  Demo logins ({DEMO_ORG_NAME}); password for all: {demo_password()}"]
+    lines = [
+        f"  Website request form: /f/{DEMO_FORM_KEY}",
+        f"  Demo logins ({DEMO_ORG_NAME}); password for all: {demo_password()}",
+    ]
     width = max(len(u.email) for u in DEMO_USERS)
     for user in DEMO_USERS:
         what = user.role.value
@@ -516,6 +567,7 @@ class _Counts:
     contacts: int = 0
     sites: int = 0
     interactions: int = 0
+    leads: int = 0
 
 
 class _UniquePhones:
@@ -757,12 +809,15 @@ async def seed_demo(database_url: str, customers: int = 320) -> str:
                     await session.flush()
                     dependents = []
                     bar.update((i + 1) - bar.n)
+        await seed_window_pipeline(session, org, form_key=DEMO_FORM_KEY)
+        counts.leads = await _demo_leads(session, rng, phones, today)
     seconds = time.perf_counter() - started
     return (
         f"{'re-created' if replaced else 'created'} the demo organisation {DEMO_ORG_NAME!r}"
         f" (id {org.id}): {len(DEMO_USERS)} users in {len(TEAM_LEADS)} teams,"
         f" {counts.customers} customers ({counts.companies} companies), {counts.sites} sites,"
-        f" {counts.interactions} interactions in {seconds:.1f} s.\n"
+        f" {counts.interactions} interactions, {counts.leads} website requests"
+        f" in {seconds:.1f} s.\n"
         f"Log in as {DEMO_ADMIN_EMAIL} (admin) with the password {demo_password()!r};"
         " `fieldcrm serve --show-demo-logins` lists every demo login."
     )

@@ -480,14 +480,11 @@ def upgrade() -> None:
             ["pipeline_id"],
             ["pipelines.id"],
             name=op.f("fk_deals_pipeline_id_pipelines"),
-            ondelete="RESTRICT",
         ),
         sa.ForeignKeyConstraint(
             ["site_id"], ["sites.id"], name=op.f("fk_deals_site_id_sites"), ondelete="SET NULL"
         ),
-        sa.ForeignKeyConstraint(
-            ["stage_id"], ["stages.id"], name=op.f("fk_deals_stage_id_stages"), ondelete="RESTRICT"
-        ),
+        sa.ForeignKeyConstraint(["stage_id"], ["stages.id"], name=op.f("fk_deals_stage_id_stages")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deals")),
     )
     op.create_index("ix_deals_customer", "deals", ["customer_id"], unique=False)

@@ -1,0 +1,91 @@
+"""The background worker: procrastinate on the same PostgreSQL, running periodic jobs.
+
+Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
+- ``sla_scan`` every 20 seconds: overdue notices and escalations (``backend.tasks.sla``), so a
+  task is noticed within 20 s (+ the scan) of its due time. Procrastinate defers one job per
+  period for all workers together (``periodic_id``), and the scan itself claims rows with
+  ``SKIP LOCKED``, so several workers or a restart never notify twice.
+- ``purge_rate_limits`` hourly: drops old rate-limit windows.
+
+Run it with ``fieldcrm worker`` (same environment as the API).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import procrastinate
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from backend.config import Settings
+from backend.db.session import make_engine, make_sessionmaker
+from backend.lib import ratelimit
+from backend.lib.clock import Clock, SystemClock
+from backend.tasks import sla
+
+log = logging.getLogger("fieldcrm.worker")
+
+SLA_CRON = "* * * * * */20"  # croniter's sixth field: seconds
+
+
+def psycopg_conninfo(database_url: str) -> str:
+    """Our SQLAlchemy URL (``postgresql+asyncpg://...``) as a libpq connection string."""
+    url = make_url(database_url).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+class Jobs:
+    """The jobs with what they need (sessions, clock), registered on a procrastinate app."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self.sessionmaker = sessionmaker
+        self.clock = clock
+
+    async def sla_scan(self) -> tuple[int, int]:
+        """One SLA pass in one transaction: (overdue notices, escalations)."""
+        async with self.sessionmaker() as session, session.begin():
+            overdue, escalated = await sla.run_scan(session, self.clock.now())
+        if overdue or escalated:
+            log.info("sla scan: %d overdue, %d escalated", overdue, escalated)
+        return overdue, escalated
+
+    async def purge_rate_limits(self) -> int:
+        """Remove rate-limit windows older than a day."""
+        async with self.sessionmaker() as session, session.begin():
+            return await ratelimit.purge_expired(
+                session, now=self.clock.now(), older_than=timedelta(days=1)
+            )
+
+
+def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
+    """A procrastinate app on the organisation database with our periodic jobs."""
+    app = procrastinate.App(
+        connector=procrastinate.PsycopgConnector(conninfo=psycopg_conninfo(settings.database_url))
+    )
+
+    @app.periodic(cron=SLA_CRON, periodic_id="sla_scan")
+    @app.task(name="sla_scan", queue="sla", queueing_lock="sla_scan", pass_context=False)
+    async def sla_scan(timestamp: int) -> Any:
+        return list(await jobs.sla_scan())
+
+    @app.periodic(cron="0 * * * *", periodic_id="purge_rate_limits")
+    @app.task(name="purge_rate_limits", queue="maintenance", pass_context=False)
+    async def purge_rate_limits(timestamp: int) -> Any:
+        return await jobs.purge_rate_limits()
+
+    return app
+
+
+async def run_worker(settings: Settings, *, concurrency: int = 2) -> None:
+    """Run the worker until interrupted."""
+    engine = make_engine(settings)
+    jobs = Jobs(make_sessionmaker(engine), SystemClock())
+    app = make_app(settings, jobs)
+    try:
+        async with app.open_async():
+            await app.run_worker_async(concurrency=concurrency, install_signal_handlers=True)
+    finally:
+        await engine.dispose()
