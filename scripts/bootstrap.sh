@@ -19,6 +19,10 @@ die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
 # Pango/Cairo libraries for WeasyPrint. PostGIS is not listed: provision.py installs the build
 # matching the running PostgreSQL server.
 SYSTEM_PACKAGES=(
+    libpango-1.0-0     # WeasyPrint (PDF documents)
+    libpangoft2-1.0-0  # WeasyPrint
+    libharfbuzz-subset0  # WeasyPrint font subsetting
+    fonts-dejavu-core  # a font with Cyrillic for documents
 )
 
 install_system_packages() {
