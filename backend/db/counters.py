@@ -7,11 +7,13 @@ distinct value; the row lock is held until the caller's transaction ends.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.dialects.postgresql import UUID, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.dml import ReturningInsert
 
 from backend.db.base import Base
 
@@ -28,9 +30,8 @@ class Counter(Base):
     value: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
-async def next_value(session: AsyncSession, organization_id: uuid.UUID, name: str) -> int:
-    """The next value of the counter (1 on first use)."""
-    stmt = (
+def _next_stmt(organization_id: uuid.UUID, name: str) -> ReturningInsert[Any]:
+    return (
         insert(Counter)
         .values(organization_id=organization_id, name=name, value=1)
         .on_conflict_do_update(
@@ -39,5 +40,23 @@ async def next_value(session: AsyncSession, organization_id: uuid.UUID, name: st
         )
         .returning(Counter.value)
     )
-    value: int = (await session.execute(stmt)).scalar_one()
+
+
+async def next_value(session: AsyncSession, organization_id: uuid.UUID, name: str) -> int:
+    """The next value of the counter (1 on first use), in the caller's transaction: gapless,
+    but the row stays locked until that transaction ends (use for document numbers)."""
+    value: int = (await session.execute(_next_stmt(organization_id, name))).scalar_one()
     return value
+
+
+async def next_value_committed(session: AsyncSession, organization_id: uuid.UUID, name: str) -> int:
+    """The next value, taken in a transaction of its own that commits at once, so concurrent
+    callers never wait for each other's (long) transactions; a rolled-back caller leaves a gap.
+    For round robin. When the session is bound to a single connection (tests), it runs in the
+    caller's transaction instead."""
+    bind = session.bind
+    if isinstance(bind, AsyncEngine):
+        async with bind.begin() as connection:
+            value: int = (await connection.execute(_next_stmt(organization_id, name))).scalar_one()
+            return value
+    return await next_value(session, organization_id, name)

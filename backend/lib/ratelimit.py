@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import DateTime, Integer, String, delete
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base
@@ -37,7 +37,11 @@ def window_start(now: datetime, window: timedelta) -> datetime:
 async def hit(
     session: AsyncSession, key: str, *, now: datetime, limit: int, window: timedelta
 ) -> bool:
-    """Count one hit for ``key``; True while the window's count stays within ``limit``."""
+    """Count one hit for ``key``; True while the window's count stays within ``limit``.
+
+    The hit is committed at once in a transaction of its own: it counts even when the request
+    fails later, and requests with the same key never wait for each other's transactions. (On a
+    session bound to one connection, as in tests, it joins the caller's transaction.)"""
     stmt = (
         insert(RateLimitWindow)
         .values(key=key, window_start=window_start(now, window), hits=1)
@@ -47,7 +51,12 @@ async def hit(
         )
         .returning(RateLimitWindow.hits)
     )
-    hits: int = (await session.execute(stmt)).scalar_one()
+    bind = session.bind
+    if isinstance(bind, AsyncEngine):
+        async with bind.begin() as connection:
+            hits: int = (await connection.execute(stmt)).scalar_one()
+    else:
+        hits = (await session.execute(stmt)).scalar_one()
     return hits <= limit
 
 

@@ -36,18 +36,19 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import msgspec
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Organization, Role, Skill, Team, TeamMember, User
 from backend.customers.models import Contact, Customer, Site
-from backend.db.counters import next_value
+from backend.db.counters import next_value_committed
 from backend.documents.storage import FileStorage
 from backend.lib.errors import FieldError, InvalidInput
 from backend.notifications.services import notify
@@ -144,14 +145,23 @@ _SAMPLE_CONTEXT: dict[str, Any] = {
 }
 
 
+@lru_cache(maxsize=512)
+def _compiled(template: str) -> Template:
+    return _TEXT.from_string(template)
+
+
 def render_text(template: str, context: Mapping[str, Any]) -> str:
-    """Render a title/body template in the sandbox (no attribute tricks, no I/O)."""
-    return _TEXT.from_string(template).render(context)
+    """Render a title/body template in the sandbox (no attribute tricks, no I/O); compiled
+    templates are cached."""
+    return _compiled(template).render(context)
 
 
-def parse_config(action: AutomationAction, raw: Mapping[str, Any]) -> _Config:
+def parse_config(
+    action: AutomationAction, raw: Mapping[str, Any], *, check_templates: bool = True
+) -> _Config:
     """Check an automation's ``config`` for its action; 422 naming the field on any problem,
-    including template texts that do not render with the documented variables."""
+    including template texts that do not render with the documented variables (skipped with
+    ``check_templates=False`` for stored configs, which were checked when saved)."""
     try:
         config = msgspec.convert(dict(raw), CONFIG_TYPES[action])
     except msgspec.ValidationError as exc:
@@ -160,6 +170,8 @@ def parse_config(action: AutomationAction, raw: Mapping[str, Any]) -> _Config:
         reason = message.split(" - at `$")[0]
         raise InvalidInput.on(f"config{path}", reason) from exc
     texts: dict[str, str | None] = {}
+    if not check_templates:
+        return config
     if isinstance(config, CreateTaskConfig):
         texts = {"title": config.title, "description": config.description}
     elif isinstance(config, NotifyConfig):
@@ -314,7 +326,9 @@ async def pick_assignee(
         return None
     if rule.pick == "fewest_open":
         return await _fewest_open(session, org_id, users, kind)
-    position = await next_value(session, org_id, f"automation:{automation_id}:round_robin")
+    position = await next_value_committed(
+        session, org_id, f"automation:{automation_id}:round_robin"
+    )
     return users[(position - 1) % len(users)]
 
 
@@ -447,8 +461,11 @@ async def run_stage_automations(session: AsyncSession, entry: StageEntry) -> Eff
         )
     ).all()
     effects = Effects()
-    for automation in automations:
-        config = parse_config(automation.action, automation.config)
+    configs = [
+        (automation, parse_config(automation.action, automation.config, check_templates=False))
+        for automation in automations
+    ]
+    for automation, config in configs:
         if isinstance(config, CreateTaskConfig):
             effects.tasks.append(await _create_task(session, entry, automation, config))
     if effects.tasks:
@@ -456,8 +473,7 @@ async def run_stage_automations(session: AsyncSession, entry: StageEntry) -> Eff
         for task in effects.tasks:
             await notify_assigned(session, task, entry.now)
             effects.notifications += task.assignee_id is not None
-    for automation in automations:
-        config = parse_config(automation.action, automation.config)
+    for automation, config in configs:
         if isinstance(config, GenerateDocumentConfig):
             document = await generate_for_deal(
                 session,

@@ -33,7 +33,7 @@ from backend.customers.models import (
     Site,
 )
 from backend.customers.services import point_wkt, refresh_search_fields
-from backend.db.counters import next_value
+from backend.db.counters import next_value_committed
 from backend.documents.storage import FileStorage
 from backend.lib import ratelimit
 from backend.lib.errors import InvalidInput, NotFound
@@ -131,7 +131,7 @@ async def _round_robin_manager(
     )
     if not managers:
         return None
-    position = await next_value(session, organization_id, "leads:round_robin")
+    position = await next_value_committed(session, organization_id, "leads:round_robin")
     return managers[(position - 1) % len(managers)]
 
 
