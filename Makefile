@@ -28,7 +28,7 @@ help:
 	@echo "make demo     set everything up, migrate, load demo data, serve on http://$(HOST):$(PORT)"
 	@echo "make test     ruff, ruff format --check, mypy, pytest (PYTEST_ARGS=... to pass options)"
 	@echo "make lint     ruff, ruff format --check, mypy"
-	@echo "make bench    quick customer-list benchmark (database fieldcrm_bench)"
+	@echo "make bench    quick benchmarks: customer search, pipeline (own databases)"
 	@echo "make migrate  apply migrations to database fieldcrm"
 	@echo "make seed     load demo data into database fieldcrm"
 
@@ -55,7 +55,8 @@ lint: bootstrap
 
 bench: bootstrap
 	@$(WITH_DB) --app-env fieldcrm_bench FIELDCRM_DATABASE_URL -- \
-		"$(UV) run python performance/bench_customers.py --quick"
+		"$(UV) run python performance/bench_customers.py --quick" \
+		"$(UV) run python performance/bench_pipeline.py --quick"
 
 migrate: bootstrap
 	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- "$(UV) run fieldcrm migrate"
