@@ -94,7 +94,9 @@ async def upload(
         await _visible_deal_id(session, actor, deal_id)
     else:
         raise InvalidInput.on("dealId", "an attachment belongs to a deal or a task")
-    stored = await storage.save(chunks, max_bytes=max_bytes)
+    stored = await storage.save(
+        chunks, max_bytes=max_bytes, check=lambda head: check_upload(head, filename)
+    )
     content_type = check_upload(stored.head, filename)
     row = Attachment(
         id=uuid.uuid4(),

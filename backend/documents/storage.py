@@ -23,7 +23,7 @@ import os
 import pathlib
 import re
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -69,8 +69,17 @@ class FileStorage:
             raise ValueError(f"not a storage key: {key!r}")
         return self.root / key
 
-    async def save(self, chunks: AsyncIterable[bytes], *, max_bytes: int) -> StoredFile:
+    async def save(
+        self,
+        chunks: AsyncIterable[bytes],
+        *,
+        max_bytes: int,
+        check: Callable[[bytes], object] | None = None,
+    ) -> StoredFile:
         """Store a stream of bytes; ``InvalidInput`` on ``file`` if empty or over ``max_bytes``.
+
+        ``check(head)`` runs on the first bytes before the file is moved into place; whatever
+        it raises aborts the save and leaves nothing stored (e.g. a refused content type).
 
         The temp file is removed whenever the save does not complete (too large, empty, the
         client went away, the task was cancelled).
@@ -103,6 +112,8 @@ class FileStorage:
                 if size == 0:
                     raise InvalidInput.on("file", "the file is empty")
                 await asyncio.to_thread(_write_all, out, pending, sync=True)
+            if check is not None:
+                check(bytes(head))
             sha256 = digest.hexdigest()
             key = key_for(sha256)
             await asyncio.to_thread(_settle, pathlib.Path(tmp_name), self.root / key)

@@ -118,19 +118,20 @@ class LeadPages(Controller):
         lang = _lang(organization.locale)
         context: dict[str, Any] = {"form": form, "lang": lang, "t": TEXTS[lang]}
         try:
-            outcome = await leads.capture_lead(
-                db_session,
-                key,
-                lead_from_form(data),
-                client_ip=_client_ip(request),
-                referrer=request.headers.get("referer"),
-                now=clock.now(),
-                storage=state.storage,
-                geocoder=state.geocoder,
-                rate_per_minute=settings.lead_rate_per_minute,
-            )
+            # A savepoint: refused input undoes its writes but keeps the page's session usable.
+            async with db_session.begin_nested():
+                outcome = await leads.capture_lead(
+                    db_session,
+                    key,
+                    lead_from_form(data),
+                    client_ip=_client_ip(request),
+                    referrer=request.headers.get("referer"),
+                    now=clock.now(),
+                    storage=state.storage,
+                    geocoder=state.geocoder,
+                    rate_per_minute=settings.lead_rate_per_minute,
+                )
         except InvalidInput as exc:
-            await db_session.rollback()
             errors = {e.field: e.reason for e in exc.errors}
             return Template(
                 "leads/form.html",

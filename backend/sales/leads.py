@@ -1,8 +1,9 @@
 """Lead capture: a request from the company's website becomes a customer and a deal.
 
 The public endpoints call ``capture_lead`` with the form's key. In order:
-1. rate limit per client IP (shared by all processes, see ``backend.lib.ratelimit``);
-2. the form must exist and be active (unknown keys are 404);
+1. the form must exist and be active (unknown keys are 404);
+2. rate limit per client IP (shared by all processes, see ``backend.lib.ratelimit``; the hit
+   commits on its own, so refused requests count too);
 3. the honeypot field filled in → answer as if accepted, store nothing;
 4. the customer is found by phone (E.164) or email, or created;
 5. the owner is the manager whose territory contains the site (territory forms), else the

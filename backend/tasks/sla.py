@@ -5,7 +5,8 @@ Each scan is one SQL statement that claims due rows with ``FOR UPDATE SKIP LOCKE
 in the caller's transaction. So:
 - two workers scanning at once never claim the same task (the second skips locked rows);
 - a worker that dies before committing leaves nothing stamped, and the next scan redoes it;
-- a task is stamped once, and the notifications' dedupe keys make a repeat harmless anyway.
+- a task is stamped once per due time, and the notifications' dedupe keys (task and due time)
+  make a repeat harmless anyway; a new due time gets its own notice.
 The partial indexes ``ix_tasks_overdue_due`` / ``ix_tasks_escalation_due`` hold only tasks still
 waiting for a notice, so a scan costs the same with ten or a million open tasks.
 """
@@ -52,7 +53,7 @@ WITH due AS (
     SELECT c.organization_id, c.assignee_id, 'task_overdue',
            left({_prefix("overdue")} || c.title, 300), '/tasks/' || c.id,
            jsonb_build_object('taskId', c.id, 'dealId', c.deal_id, 'dueAt', c.due_at),
-           true, 'task_overdue:' || c.id, :now, :now
+           true, 'task_overdue:' || c.id || ':' || extract(epoch FROM c.due_at)::bigint, :now, :now
     FROM claimed c JOIN organizations o ON o.id = c.organization_id
     WHERE c.assignee_id IS NOT NULL
     ON CONFLICT (organization_id, dedupe_key) DO NOTHING
@@ -104,7 +105,10 @@ WITH due AS (
            left({_prefix("escalated")} || c.title, 300), '/tasks/' || c.id,
            jsonb_build_object('taskId', c.id, 'dealId', c.deal_id, 'dueAt', c.due_at,
                               'assigneeId', c.assignee_id),
-           true, 'task_escalated:' || c.id || ':' || r.user_id, :now, :now
+           true,
+           'task_escalated:' || c.id || ':' || extract(epoch FROM c.due_at)::bigint
+               || ':' || r.user_id,
+           :now, :now
     FROM recipients r
     JOIN claimed c ON c.id = r.task_id
     JOIN organizations o ON o.id = c.organization_id
