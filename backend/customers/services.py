@@ -56,6 +56,23 @@ async def visible_customer(
     return customer
 
 
+async def name_and_first_contact(
+    session: AsyncSession, customer_id: uuid.UUID
+) -> tuple[str, str | None, str | None]:
+    """The customer's name and the phone and email of their first contact (for documents and
+    task texts)."""
+    row = (
+        await session.execute(
+            select(Customer.name, Contact.phone, Contact.email)
+            .outerjoin(Contact, Contact.customer_id == Customer.id)
+            .where(Customer.id == customer_id)
+            .order_by(Contact.created_at)
+            .limit(1)
+        )
+    ).one()
+    return row[0], row[1], row[2]
+
+
 def _search_conditions(actor: Actor, q: str) -> list[ColumnElement[bool]]:
     """The conditions a query means; a row matching any of them is a hit."""
     query = classify(q, actor.phone_region)

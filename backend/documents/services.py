@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Organization
 from backend.audit import services as audit
-from backend.customers.models import Contact, Customer, Site
+from backend.customers.models import Site
+from backend.customers.services import name_and_first_contact
 from backend.db.counters import next_value
 from backend.documents import schemas
 from backend.documents.models import Attachment, AttachmentKind, Document, DocumentTemplate
@@ -244,15 +245,7 @@ async def document_context(
     now: datetime,
 ) -> dict[str, Any]:
     """The variables a document template gets (see ``backend.documents.render``)."""
-    customer_name, phone, email = (
-        await session.execute(
-            select(Customer.name, Contact.phone, Contact.email)
-            .outerjoin(Contact, Contact.customer_id == Customer.id)
-            .where(Customer.id == deal.customer_id)
-            .order_by(Contact.created_at)
-            .limit(1)
-        )
-    ).one()
+    customer_name, phone, email = await name_and_first_contact(session, deal.customer_id)
     address = None
     if deal.site_id is not None:
         address = await session.scalar(select(Site.address).where(Site.id == deal.site_id))

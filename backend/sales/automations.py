@@ -47,7 +47,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Organization, Role, Skill, Team, TeamMember, User
-from backend.customers.models import Contact, Customer, Site
+from backend.customers.models import Site
+from backend.customers.services import name_and_first_contact
 from backend.db.counters import next_value_committed
 from backend.documents.storage import FileStorage
 from backend.lib.errors import FieldError, InvalidInput
@@ -230,15 +231,7 @@ async def load_entry(
     storage: FileStorage,
 ) -> StageEntry:
     """Gather the texts' variables for a deal entering ``stage``."""
-    customer_name, phone, email = (
-        await session.execute(
-            select(Customer.name, Contact.phone, Contact.email)
-            .outerjoin(Contact, Contact.customer_id == Customer.id)
-            .where(Customer.id == deal.customer_id)
-            .order_by(Contact.created_at)
-            .limit(1)
-        )
-    ).one()
+    customer_name, phone, email = await name_and_first_contact(session, deal.customer_id)
     site_row = None
     if deal.site_id is not None:
         site_row = (

@@ -32,6 +32,16 @@ def _prefix(kind: str) -> str:
     return f"CASE WHEN o.locale LIKE 'ru%' THEN '{texts['ru']}' ELSE '{texts['en']}' END"
 
 
+# Queues the CTE ``notes`` (the notifications just inserted) in the outbox, like ``notify``.
+_QUEUE_NOTES = """
+    INSERT INTO outbox (organization_id, topic, payload, dedupe_key, status, attempts,
+                        available_at, created_at)
+    SELECT organization_id, 'notification',
+           jsonb_build_object('notificationId', id, 'userId', user_id, 'kind', kind),
+           'notification:' || id, 'pending', 0, :now, :now
+    FROM notes
+    ON CONFLICT (organization_id, dedupe_key) DO NOTHING"""
+
 _OVERDUE_SQL = text(f"""
 WITH due AS (
     SELECT id FROM tasks
@@ -59,13 +69,7 @@ WITH due AS (
     ON CONFLICT (organization_id, dedupe_key) DO NOTHING
     RETURNING id, organization_id, user_id, kind
 ), queued AS (
-    INSERT INTO outbox (organization_id, topic, payload, dedupe_key, status, attempts,
-                        available_at, created_at)
-    SELECT organization_id, 'notification',
-           jsonb_build_object('notificationId', id, 'userId', user_id, 'kind', kind),
-           'notification:' || id, 'pending', 0, :now, :now
-    FROM notes
-    ON CONFLICT (organization_id, dedupe_key) DO NOTHING
+{_QUEUE_NOTES}
 )
 SELECT count(*) FROM claimed
 """)
@@ -115,13 +119,7 @@ WITH due AS (
     ON CONFLICT (organization_id, dedupe_key) DO NOTHING
     RETURNING id, organization_id, user_id, kind
 ), queued AS (
-    INSERT INTO outbox (organization_id, topic, payload, dedupe_key, status, attempts,
-                        available_at, created_at)
-    SELECT organization_id, 'notification',
-           jsonb_build_object('notificationId', id, 'userId', user_id, 'kind', kind),
-           'notification:' || id, 'pending', 0, :now, :now
-    FROM notes
-    ON CONFLICT (organization_id, dedupe_key) DO NOTHING
+{_QUEUE_NOTES}
 )
 SELECT count(*) FROM claimed
 """)
