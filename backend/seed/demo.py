@@ -810,6 +810,9 @@ async def seed_demo(database_url: str, customers: int = 320) -> str:
                     dependents = []
                     bar.update((i + 1) - bar.n)
         await seed_window_pipeline(session, org, form_key=DEMO_FORM_KEY)
+    # After the organisation is committed: intake takes round-robin positions in transactions
+    # of their own, as it does on a live server.
+    async with seed_session(database_url) as session:
         counts.leads = await _demo_leads(session, rng, phones, today)
     seconds = time.perf_counter() - started
     return (
