@@ -46,6 +46,9 @@ from backend.sales import config_controllers as sales_config_api
 from backend.sales import controllers as sales_api
 from backend.sales.lead_pages import LeadPages
 from backend.tasks import controllers as tasks_api
+from backend.tracking import controllers as tracking_api
+from backend.tracking.osmand_endpoint import osmand
+from backend.tracking.stream import make_channels
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "web" / "templates"
@@ -110,6 +113,8 @@ def create_app(
             *sales_config_api.CONTROLLERS,
             *tasks_api.CONTROLLERS,
             *notifications_api.CONTROLLERS,
+            *tracking_api.CONTROLLERS,
+            osmand,
             LoginPages,
             CustomerPages,
             LeadPages,
@@ -121,6 +126,7 @@ def create_app(
             "clock": Provide(provide_clock, sync_to_thread=False),
         },
         guards=[authenticate],
+        plugins=[make_channels(settings.database_url)],
         exception_handlers={**EXCEPTION_HANDLERS, AppError: _app_error_handler},
         middleware=[request_id_middleware],
         csrf_config=CSRFConfig(

@@ -52,6 +52,7 @@ class Settings:
     files_dir: str = "var/files"
     max_upload_bytes: int = 20 * 1024 * 1024
     lead_rate_per_minute: int = 10
+    ping_retention_days: int = 60
 
     @property
     def is_development(self) -> bool:
@@ -89,6 +90,7 @@ def settings_from_env() -> Settings:
         files_dir=os.environ.get("FIELDCRM_FILES_DIR", "var/files"),
         max_upload_bytes=_int("FIELDCRM_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
         lead_rate_per_minute=_int("FIELDCRM_LEAD_RATE_PER_MINUTE", 10),
+        ping_retention_days=_int("FIELDCRM_PING_RETENTION_DAYS", 60),
     )
 
 

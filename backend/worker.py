@@ -5,6 +5,8 @@ Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
   task is noticed within 20 s (+ the scan) of its due time. Procrastinate defers one job per
   period for all workers together (``periodic_id``), and the scan itself claims rows with
   ``SKIP LOCKED``, so several workers or a restart never notify twice.
+- ``tracking_maintenance`` hourly: day partitions of ``pings`` created a week ahead, those older
+  than ``FIELDCRM_PING_RETENTION_DAYS`` (60) dropped, yesterday's daily summaries computed.
 - ``purge_rate_limits`` hourly: drops old rate-limit windows.
 
 Run it with ``fieldcrm worker`` (same environment as the API).
@@ -25,6 +27,7 @@ from backend.db.session import make_engine, make_sessionmaker
 from backend.lib import ratelimit
 from backend.lib.clock import Clock, SystemClock
 from backend.tasks import sla
+from backend.tracking import days, partitions
 
 log = logging.getLogger("fieldcrm.worker")
 
@@ -40,9 +43,15 @@ def psycopg_conninfo(database_url: str) -> str:
 class Jobs:
     """The jobs with what they need (sessions, clock), registered on a procrastinate app."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        retention_days: int = 60,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.clock = clock
+        self.retention_days = retention_days
 
     async def sla_scan(self) -> tuple[int, int]:
         """One SLA pass in one transaction: (overdue notices, escalations)."""
@@ -51,6 +60,23 @@ class Jobs:
         if overdue or escalated:
             log.info("sla scan: %d overdue, %d escalated", overdue, escalated)
         return overdue, escalated
+
+    async def tracking_maintenance(self) -> tuple[int, int, int]:
+        """Partitions ahead, old partitions dropped, yesterday's summaries:
+        (created, dropped, summaries)."""
+        now = self.clock.now()
+        async with self.sessionmaker() as session, session.begin():
+            summaries = await days.summarize_yesterday(session, now)
+            created, dropped = await partitions.maintain(
+                session, today=now.date(), retention_days=self.retention_days
+            )
+        log.info(
+            "tracking: %d partitions created, %s dropped, %d summaries",
+            len(created),
+            dropped,
+            summaries,
+        )
+        return len(created), len(dropped), summaries
 
     async def purge_rate_limits(self) -> int:
         """Remove rate-limit windows older than a day."""
@@ -71,6 +97,11 @@ def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     async def sla_scan(timestamp: int) -> Any:
         return list(await jobs.sla_scan())
 
+    @app.periodic(cron="5 * * * *", periodic_id="tracking_maintenance")
+    @app.task(name="tracking_maintenance", queue="maintenance", pass_context=False)
+    async def tracking_maintenance(timestamp: int) -> Any:
+        return list(await jobs.tracking_maintenance())
+
     @app.periodic(cron="0 * * * *", periodic_id="purge_rate_limits")
     @app.task(name="purge_rate_limits", queue="maintenance", pass_context=False)
     async def purge_rate_limits(timestamp: int) -> Any:
@@ -82,7 +113,12 @@ def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
 async def run_worker(settings: Settings, *, concurrency: int = 2) -> None:
     """Run the worker until interrupted."""
     engine = make_engine(settings)
-    jobs = Jobs(make_sessionmaker(engine), SystemClock())
+    jobs = Jobs(make_sessionmaker(engine), SystemClock(), settings.ping_retention_days)
+    async with jobs.sessionmaker() as session, session.begin():
+        # Partitions for today exist before the first ping, even on a fresh database.
+        await partitions.maintain(
+            session, today=jobs.clock.now().date(), retention_days=settings.ping_retention_days
+        )
     app = make_app(settings, jobs)
     try:
         async with app.open_async():

@@ -1,0 +1,1 @@
+"""Geography for field work: distances, tracks, geofences (pure, no database)."""

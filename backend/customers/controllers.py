@@ -7,7 +7,7 @@ from typing import Annotated
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +32,7 @@ class CustomerController(Controller):
         db_session: AsyncSession,
         actor: Actor,
         q: Query = None,
-        owner_id: Annotated[uuid.UUID | None, Parameter(query="ownerId")] = None,
+        owner_id: Annotated[uuid.UUID | None, QueryParameter(name="ownerId")] = None,
         kind: CustomerKind | None = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
@@ -63,7 +63,7 @@ class CustomerController(Controller):
         db_session: AsyncSession,
         actor: Actor,
         state: State,
-        dry_run: Annotated[bool, Parameter(query="dryRun")] = False,
+        dry_run: Annotated[bool, QueryParameter(name="dryRun")] = False,
     ) -> schemas.ImportResult:
         """Send the CSV file as the body (``Content-Type: text/csv``) with a header row (see the
         README for the columns). Each valid row is imported whole; invalid rows are reported by

@@ -6,6 +6,7 @@ from backend.customers.models import Contact, Customer, Interaction, Site
 from backend.db.base import Base
 from backend.db.counters import Counter
 from backend.documents.models import Attachment, Document, DocumentTemplate
+from backend.lib.idempotency import IdempotentRequest
 from backend.lib.ratelimit import RateLimitWindow
 from backend.notifications.models import Notification, OutboxMessage
 from backend.sales.models import (
@@ -18,6 +19,14 @@ from backend.sales.models import (
     Territory,
 )
 from backend.tasks.models import Task
+from backend.tracking.models import (
+    CheckIn,
+    DailySummary,
+    Device,
+    LatestPosition,
+    Shift,
+    ShiftSchedule,
+)
 
 __all__ = [
     "Attachment",
@@ -25,20 +34,27 @@ __all__ = [
     "AuthSession",
     "Automation",
     "Base",
+    "CheckIn",
     "Contact",
     "Counter",
     "Customer",
+    "DailySummary",
     "Deal",
     "DealStageChange",
+    "Device",
     "Document",
     "DocumentTemplate",
+    "IdempotentRequest",
     "Interaction",
+    "LatestPosition",
     "LeadForm",
     "Notification",
     "Organization",
     "OutboxMessage",
     "Pipeline",
     "RateLimitWindow",
+    "Shift",
+    "ShiftSchedule",
     "Site",
     "Stage",
     "Task",

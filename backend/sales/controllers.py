@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from litestar.response import File
 from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy import select
@@ -77,10 +77,10 @@ class DealController(Controller):
         self,
         db_session: AsyncSession,
         actor: Actor,
-        pipeline_id: Annotated[uuid.UUID | None, Parameter(query="pipelineId")] = None,
-        stage_id: Annotated[uuid.UUID | None, Parameter(query="stageId")] = None,
-        owner_id: Annotated[uuid.UUID | None, Parameter(query="ownerId")] = None,
-        customer_id: Annotated[uuid.UUID | None, Parameter(query="customerId")] = None,
+        pipeline_id: Annotated[uuid.UUID | None, QueryParameter(name="pipelineId")] = None,
+        stage_id: Annotated[uuid.UUID | None, QueryParameter(name="stageId")] = None,
+        owner_id: Annotated[uuid.UUID | None, QueryParameter(name="ownerId")] = None,
+        customer_id: Annotated[uuid.UUID | None, QueryParameter(name="customerId")] = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> Page[schemas.DealOut]:

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, get, patch, post
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,10 +29,10 @@ class TaskController(Controller):
         db_session: AsyncSession,
         actor: Actor,
         clock: Clock,
-        assignee_id: Annotated[uuid.UUID | None, Parameter(query="assigneeId")] = None,
+        assignee_id: Annotated[uuid.UUID | None, QueryParameter(name="assigneeId")] = None,
         status: TaskStatus | None = None,
         kind: TaskKind | None = None,
-        deal_id: Annotated[uuid.UUID | None, Parameter(query="dealId")] = None,
+        deal_id: Annotated[uuid.UUID | None, QueryParameter(name="dealId")] = None,
         overdue: Annotated[bool, Parameter(description="only active tasks past due")] = False,
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,

@@ -1,0 +1,277 @@
+"""Business rules of tracking: devices, shifts, schedules and the JSON ping batch."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.accounts.models import Role, User
+from backend.lib.errors import Conflict, InvalidInput, NotFound
+from backend.lib.tenancy import Actor
+from backend.tracking import ingest, schemas
+from backend.tracking.models import Device, Shift, ShiftSchedule, ShiftSource
+from backend.tracking.points import Point, Rejected
+from backend.tracking.schedule import parse_weekly_shifts
+
+
+def _reason(exc: msgspec.ValidationError) -> tuple[str, str]:
+    message = str(exc)
+    field = message.rsplit("$.", 1)[-1].rstrip("`").split("[")[0] if "$." in message else "point"
+    return field, message.split(" - at ")[0]
+
+
+def parse_batch(body: bytes) -> list[tuple[int, Point] | Rejected]:
+    """Each point of a JSON batch as a ``Point`` or the reason it is refused."""
+    try:
+        batch = msgspec.json.decode(body, type=schemas.PingBatch)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise InvalidInput.on("points", f"not a batch of points: {exc}") from exc
+    if len(batch.points) > ingest.MAX_BATCH:
+        raise InvalidInput.on("points", f"at most {ingest.MAX_BATCH} points per batch")
+    out: list[tuple[int, Point] | Rejected] = []
+    for index, raw in enumerate(batch.points):
+        try:
+            ping = msgspec.convert(raw, schemas.PingIn)
+        except msgspec.ValidationError as exc:
+            out.append(Rejected(index, *_reason(exc)))
+            continue
+        if ping.timestamp.tzinfo is None:
+            out.append(Rejected(index, "timestamp", "needs a time zone (e.g. Z)"))
+            continue
+        out.append(
+            (
+                index,
+                Point(
+                    recorded_at=ping.timestamp.astimezone(UTC),
+                    lat=ping.lat,
+                    lon=ping.lon,
+                    accuracy_m=ping.accuracy,
+                    speed_mps=ping.speed,
+                    heading_deg=ping.heading,
+                    altitude_m=ping.altitude,
+                    battery_pct=ping.battery,
+                    mocked=ping.mocked,
+                    activity=ping.activity,
+                ),
+            )
+        )
+    return out
+
+
+async def ingest_batch(
+    session: AsyncSession, actor: Actor, body: bytes, now: datetime
+) -> schemas.PingResult:
+    """Validate and store the caller's own points."""
+    parsed = parse_batch(body)
+    points = [p for p in parsed if isinstance(p, tuple)]
+    rejected = [p for p in parsed if isinstance(p, Rejected)]
+    result = await ingest.store(
+        session,
+        organization_id=actor.organization_id,
+        user_id=actor.user_id,
+        time_zone=actor.time_zone,
+        device_id=None,
+        points=points,
+        now=now,
+    )
+    return schemas.PingResult(
+        accepted=result.stored,
+        duplicates=result.duplicates,
+        off_shift=result.off_shift,
+        rejected=sorted(rejected + result.rejected, key=lambda r: r.index),
+    )
+
+
+# --- devices ----------------------------------------------------------------------------------
+
+
+def device_out(row: Device) -> schemas.DeviceOut:
+    """The API shape of a device."""
+    return schemas.DeviceOut(
+        id=row.id,
+        user_id=row.user_id,
+        identifier=row.identifier,
+        name=row.name,
+        is_active=row.is_active,
+        last_seen_at=row.last_seen_at,
+        battery_pct=row.battery_pct,
+    )
+
+
+async def _user_of_org(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
+    user = await session.scalar(
+        select(User).where(User.id == user_id, User.organization_id == actor.organization_id)
+    )
+    if user is None:
+        raise NotFound("User not found")
+    return user
+
+
+async def register_device(session: AsyncSession, actor: Actor, data: schemas.DeviceIn) -> Device:
+    """Register a phone's identifier for the caller (admins: for any user of the org)."""
+    owner = data.user_id or actor.user_id
+    if owner != actor.user_id:
+        actor.require_role(Role.ADMIN)
+        await _user_of_org(session, actor, owner)
+    taken = await session.scalar(select(Device).where(Device.identifier == data.identifier))
+    if taken is not None:
+        raise Conflict(
+            "This device identifier is registered already",
+            errors=[],
+        )
+    row = Device(
+        id=uuid.uuid4(),
+        organization_id=actor.organization_id,
+        user_id=owner,
+        identifier=data.identifier,
+        name=data.name,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_devices(session: AsyncSession, actor: Actor) -> list[schemas.DeviceOut]:
+    """The caller's devices (admins: all of the organisation)."""
+    stmt = select(Device).where(Device.organization_id == actor.organization_id)
+    if actor.role is not Role.ADMIN:
+        stmt = stmt.where(Device.user_id == actor.user_id)
+    rows = await session.scalars(stmt.order_by(Device.created_at))
+    return [device_out(r) for r in rows.all()]
+
+
+async def remove_device(session: AsyncSession, actor: Actor, device_id: uuid.UUID) -> None:
+    """Unregister a device (its owner or an admin)."""
+    row = await session.scalar(
+        select(Device).where(
+            Device.id == device_id, Device.organization_id == actor.organization_id
+        )
+    )
+    if row is None or (row.user_id != actor.user_id and actor.role is not Role.ADMIN):
+        raise NotFound("Device not found")
+    await session.delete(row)
+
+
+async def device_by_identifier(session: AsyncSession, identifier: str) -> Device | None:
+    """An active device by the identifier a phone sends (any organisation)."""
+    return await session.scalar(
+        select(Device).where(Device.identifier == identifier, Device.is_active)
+    )
+
+
+async def touch_device(
+    session: AsyncSession, device: Device, now: datetime, battery_pct: float | None
+) -> None:
+    """Record that the device reported (and its battery)."""
+    values: dict[str, Any] = {"last_seen_at": now}
+    if battery_pct is not None:
+        values["battery_pct"] = battery_pct
+    await session.execute(update(Device).where(Device.id == device.id).values(**values))
+
+
+# --- shifts -----------------------------------------------------------------------------------
+
+
+def shift_out(row: Shift) -> schemas.ShiftOut:
+    """The API shape of a shift."""
+    return schemas.ShiftOut(
+        id=row.id,
+        user_id=row.user_id,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        source=row.source.value,
+    )
+
+
+async def open_shift(session: AsyncSession, user_id: uuid.UUID) -> Shift | None:
+    """The user's shift in progress, if any."""
+    return await session.scalar(
+        select(Shift).where(Shift.user_id == user_id, Shift.ended_at.is_(None))
+    )
+
+
+async def start_shift(session: AsyncSession, actor: Actor, now: datetime) -> Shift:
+    """Start the caller's shift (409 if one is already open)."""
+    if await open_shift(session, actor.user_id) is not None:
+        raise Conflict("A shift is already in progress")
+    row = Shift(
+        id=uuid.uuid4(),
+        organization_id=actor.organization_id,
+        user_id=actor.user_id,
+        started_at=now,
+        source=ShiftSource.MANUAL,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def end_shift(session: AsyncSession, actor: Actor, now: datetime) -> Shift:
+    """End the caller's open shift (409 if none)."""
+    row = await open_shift(session, actor.user_id)
+    if row is None:
+        raise Conflict("No shift is in progress")
+    if now <= row.started_at:
+        raise Conflict("The shift started just now; wait a moment before ending it")
+    row.ended_at = now
+    await session.flush()
+    return row
+
+
+async def list_shifts(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID, start: datetime, end: datetime
+) -> list[schemas.ShiftOut]:
+    """A visible user's shifts overlapping [start, end)."""
+    if not actor.may_see_owner(user_id):
+        raise NotFound("User not found")
+    rows = await session.scalars(
+        select(Shift)
+        .where(
+            Shift.user_id == user_id,
+            Shift.organization_id == actor.organization_id,
+            Shift.started_at < end,
+            (Shift.ended_at.is_(None)) | (Shift.ended_at > start),
+        )
+        .order_by(Shift.started_at)
+    )
+    return [shift_out(r) for r in rows.all()]
+
+
+async def set_schedule(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID, raw: dict[str, Any], now: datetime
+) -> schemas.ScheduleOut:
+    """Set a worker's weekly shifts (admins, and managers for their teams' members)."""
+    actor.require_role(Role.ADMIN, Role.MANAGER)
+    if not actor.may_see_owner(user_id):
+        raise NotFound("User not found")
+    user = await _user_of_org(session, actor, user_id)
+    parsed = parse_weekly_shifts(raw)
+    stored = msgspec.to_builtins(parsed)
+    stmt = insert(ShiftSchedule).values(
+        user_id=user.id, organization_id=actor.organization_id, schedule=stored, updated_at=now
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[ShiftSchedule.user_id], set_={"schedule": stored, "updated_at": now}
+        )
+    )
+    return schemas.ScheduleOut(user_id=user.id, time_zone=user.time_zone, schedule=stored)
+
+
+async def get_schedule(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID
+) -> schemas.ScheduleOut:
+    """A visible worker's weekly shifts ({} when none)."""
+    if not actor.may_see_owner(user_id):
+        raise NotFound("User not found")
+    user = await _user_of_org(session, actor, user_id)
+    raw = await session.scalar(
+        select(ShiftSchedule.schedule).where(ShiftSchedule.user_id == user_id)
+    )
+    return schemas.ScheduleOut(user_id=user.id, time_zone=user.time_zone, schedule=raw or {})
