@@ -18,26 +18,32 @@ results are in UTC.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any, NoReturn
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
-from backend.lib.errors import FieldError, InvalidInput
+from backend.lib.errors import FieldError
+from backend.lib.wallclock import (
+    DAYS,
+    MAX_INTERVALS_PER_DAY,
+    Interval,
+    as_utc,
+    field_error_of,
+    minutes_of_day,
+    raise_invalid,
+    wall_to_utc,
+    zone_of,
+)
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-MAX_INTERVALS_PER_DAY = 24
 MAX_HOLIDAYS = 1000
 # A schedule that yields no working time for this long is treated as broken, not waited out.
 SEARCH_LIMIT_DAYS = 366
-
-Interval = tuple[str, str]
 
 
 class WeekHours(msgspec.Struct, frozen=True, rename="camel", forbid_unknown_fields=True):
@@ -81,19 +87,6 @@ DEFAULT_BUSINESS_HOURS = BusinessHours(
 
 # --- parsing and validation -----------------------------------------------------------------
 
-_HH_MM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
-_MSGSPEC_AT = re.compile(r"\s*-\s*at\s*`\$(?P<path>[^`]*)`\s*$")
-_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`")
-_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]*)`")
-
-
-def _minutes(text: str) -> int | None:
-    """Minutes after midnight of ``"HH:MM"`` (``"24:00"`` is 1440), or None."""
-    if text == "24:00":
-        return 24 * 60
-    match = _HH_MM.match(text)
-    return int(match.group(1)) * 60 + int(match.group(2)) if match else None
-
 
 @dataclass(frozen=True, slots=True)
 class _Schedule:
@@ -115,7 +108,7 @@ def _check(hours: BusinessHours, field: str) -> tuple[_Schedule, list[FieldError
             continue
         ranges: list[tuple[int, int, int]] = []  # (start, end, index in the input)
         for index, (start_text, end_text) in enumerate(intervals):
-            start, end = _minutes(start_text), _minutes(end_text)
+            start, end = minutes_of_day(start_text), minutes_of_day(end_text)
             for position, value in ((0, start), (1, end)):
                 if value is None:
                     errors.append(
@@ -144,31 +137,6 @@ def _check(hours: BusinessHours, field: str) -> tuple[_Schedule, list[FieldError
     return _Schedule(days=tuple(days), holidays=frozenset(hours.holidays)), errors
 
 
-def _raise(errors: list[FieldError]) -> NoReturn:
-    raise InvalidInput("; ".join(f"{e.field}: {e.reason}" for e in errors), errors=errors)
-
-
-def _type_error(exc: msgspec.ValidationError, field: str) -> FieldError:
-    """A msgspec message ("Expected `str`, got `int` - at `$.week.mon[0][1]`") as a FieldError."""
-    message = str(exc)
-    path = ""
-    match = _MSGSPEC_AT.search(message)
-    if match:
-        path, message = match.group("path"), message[: match.start()].strip()
-    unknown = _UNKNOWN_FIELD.match(message)
-    if unknown:
-        name = unknown.group("name")
-        if path == ".week":
-            reason = f"unknown day; expected one of {', '.join(DAYS)}"
-        else:
-            reason = "unknown field"
-        return FieldError(f"{field}{path}.{name}", reason)
-    missing = _MISSING_FIELD.match(message)
-    if missing:
-        return FieldError(f"{field}{path}.{missing.group('name')}", "required")
-    return FieldError(f"{field}{path}", message)
-
-
 def parse_business_hours(raw: object, field: str = "businessHours") -> BusinessHours:
     """Validate and normalise business hours from JSON-like data (or a ``BusinessHours``).
 
@@ -180,10 +148,10 @@ def parse_business_hours(raw: object, field: str = "businessHours") -> BusinessH
     try:
         hours = msgspec.convert(raw, BusinessHours)
     except msgspec.ValidationError as exc:
-        _raise([_type_error(exc, field)])
+        raise_invalid([field_error_of(exc, field)])
     schedule, errors = _check(hours, field)
     if errors:
-        _raise(errors)
+        raise_invalid(errors)
     week = {
         day: tuple(
             (f"{start // 60:02d}:{start % 60:02d}", f"{end // 60:02d}:{end % 60:02d}")
@@ -211,7 +179,7 @@ def dump_business_hours(hours: BusinessHours) -> dict[str, Any]:
 def _compile_cached(hours: BusinessHours) -> _Schedule:
     schedule, errors = _check(hours, "businessHours")
     if errors:
-        _raise(errors)
+        raise_invalid(errors)
     return schedule
 
 
@@ -221,52 +189,11 @@ def _compile(hours: BusinessHours) -> _Schedule:
     except TypeError:  # built by hand with lists instead of tuples: unhashable, not cached
         schedule, errors = _check(hours, "businessHours")
         if errors:
-            _raise(errors)
+            raise_invalid(errors)
         return schedule
 
 
 # --- arithmetic ------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=512)
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Europe" is a folder
-        raise ValueError(f"unknown time zone {tz!r}") from exc
-
-
-def _utc(moment: datetime, name: str = "datetime") -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got naive {moment!r}")
-    return moment.astimezone(UTC)
-
-
-def _to_utc(day: date, minute: int, zone: ZoneInfo, *, closing: bool) -> datetime:
-    """The instant the wall clock of ``zone`` shows ``minute`` after midnight of ``day``.
-
-    A time that happens twice is taken at its first occurrence for an opening and its last for
-    a closing; a time that does not exist moves forward to the clock change.
-    """
-    wall = datetime.combine(day, time()) + timedelta(minutes=minute)
-    first = wall.replace(tzinfo=zone, fold=0).utcoffset()
-    second = wall.replace(tzinfo=zone, fold=1).utcoffset()
-    assert first is not None
-    assert second is not None
-    if first == second:
-        return (wall - first).replace(tzinfo=UTC)
-    if first > second:  # repeated (fall back): fold 0 is the earlier instant
-        return (wall - (second if closing else first)).replace(tzinfo=UTC)
-    # Skipped (spring forward): the change lies between the two readings; find it to the second.
-    low = int((wall - second).replace(tzinfo=UTC).timestamp())  # before the change
-    high = int((wall - first).replace(tzinfo=UTC).timestamp())  # after the change
-    while high - low > 1:
-        middle = (low + high) // 2
-        if datetime.fromtimestamp(middle, zone).utcoffset() == first:
-            low = middle
-        else:
-            high = middle
-    return datetime.fromtimestamp(high, UTC)
 
 
 def _intervals(
@@ -288,8 +215,8 @@ def _intervals(
         found = False
         if day not in schedule.holidays:
             for start_minute, end_minute in schedule.days[day.weekday()]:
-                start = _to_utc(day, start_minute, zone, closing=False)
-                end = _to_utc(day, end_minute, zone, closing=True)
+                start = wall_to_utc(day, start_minute, zone, closing=False)
+                end = wall_to_utc(day, end_minute, zone, closing=True)
                 start = max(start, cursor)
                 if end <= start:
                     continue
@@ -314,11 +241,11 @@ def add_business_time(start: datetime, delta: timedelta, hours: BusinessHours, t
     Raises ValueError for a naive ``start``, a negative ``delta``, an unknown zone, or when no
     working time comes within a year (every day a holiday); ``InvalidInput`` for invalid hours.
     """
-    cursor = _utc(start, "start")
+    cursor = as_utc(start, "start")
     if delta < timedelta(0):
         raise ValueError(f"delta must not be negative, got {delta}")
     remaining = delta
-    for opening, closing in _intervals(_compile(hours), _zone(tz), cursor):
+    for opening, closing in _intervals(_compile(hours), zone_of(tz), cursor):
         if remaining <= closing - opening:
             return opening + remaining
         remaining -= closing - opening
@@ -333,11 +260,11 @@ def business_time_between(
     The inverse of :func:`add_business_time`: ``business_time_between(s, add_business_time(s,
     d, ...), ...) == d``. Useful for "time left" and paused SLA clocks.
     """
-    begin, finish = _utc(start, "start"), _utc(end, "end")
+    begin, finish = as_utc(start, "start"), as_utc(end, "end")
     if finish < begin:
         return -business_time_between(finish, begin, hours, tz)
     total = timedelta(0)
-    for opening, closing in _intervals(_compile(hours), _zone(tz), begin, stop=finish):
+    for opening, closing in _intervals(_compile(hours), zone_of(tz), begin, stop=finish):
         if opening >= finish:
             break
         total += min(closing, finish) - opening
@@ -349,16 +276,16 @@ def next_opening(at: datetime, hours: BusinessHours, tz: str) -> datetime:
 
     Raises ValueError when no working time comes within a year.
     """
-    moment = _utc(at, "at")
-    for opening, _ in _intervals(_compile(hours), _zone(tz), moment):
+    moment = as_utc(at, "at")
+    for opening, _ in _intervals(_compile(hours), zone_of(tz), moment):
         return opening
     raise AssertionError("unreachable: _intervals never ends without stop")  # pragma: no cover
 
 
 def is_working_time(at: datetime, hours: BusinessHours, tz: str) -> bool:
     """Whether ``at`` falls inside a working interval (start inclusive, end exclusive)."""
-    moment = _utc(at, "at")
-    for opening, _ in _intervals(_compile(hours), _zone(tz), moment, stop=moment):
+    moment = as_utc(at, "at")
+    for opening, _ in _intervals(_compile(hours), zone_of(tz), moment, stop=moment):
         return opening == moment
     return False
 
@@ -369,7 +296,7 @@ def add_calendar_time(start: datetime, delta: timedelta) -> datetime:
     Explicit because adding to an aware datetime in a zone is wall-clock arithmetic in Python
     (a day after 12:00 the day before a clock change would be 23 or 25 hours, not 24).
     """
-    return _utc(start, "start") + delta
+    return as_utc(start, "start") + delta
 
 
 def due_at(
@@ -379,7 +306,7 @@ def due_at(
     calendar time. Returns UTC; raises ValueError for negative minutes or an unknown zone."""
     if minutes < 0:
         raise ValueError(f"minutes must not be negative, got {minutes}")
-    _zone(tz)
+    zone_of(tz)
     delta = timedelta(minutes=minutes)
     if business_hours is None:
         return add_calendar_time(start, delta)

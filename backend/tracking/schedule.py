@@ -8,7 +8,7 @@ end comes before its start crosses midnight: ``["22:00", "06:00"]`` on Friday ru
 22:00 to Saturday 06:00 (Sunday night runs into Monday). ``"24:00"`` is allowed as an end.
 
 Windows are built day by day in local time and converted to UTC with the rules of
-:mod:`backend.tasks.deadlines`, so a window has its real length on a clock-change day (01:00–05:00
+:mod:`backend.lib.wallclock`, so a window has its real length on a clock-change day (01:00–05:00
 lasts 3 h on a spring-forward night and 5 h on a fall-back night):
 
 * a bound that does not exist (inside the spring-forward gap) moves forward to the clock change;
@@ -36,16 +36,16 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from backend.lib.errors import FieldError
-from backend.tasks.deadlines import (
+from backend.lib.wallclock import (
     DAYS,
     MAX_INTERVALS_PER_DAY,
     Interval,
-    _minutes,
-    _raise,
-    _to_utc,
-    _type_error,
-    _utc,
-    _zone,
+    as_utc,
+    field_error_of,
+    minutes_of_day,
+    raise_invalid,
+    wall_to_utc,
+    zone_of,
 )
 
 DEFAULT_GRACE_MINUTES = 15
@@ -122,7 +122,7 @@ def _check(shifts: WeeklyShifts, field: str) -> tuple[_Compiled, list[FieldError
             errors.append(FieldError(day_field, f"at most {MAX_INTERVALS_PER_DAY} intervals a day"))
             continue
         for index, (start_text, end_text) in enumerate(intervals):
-            start, end = _minutes(start_text), _minutes(end_text)
+            start, end = minutes_of_day(start_text), minutes_of_day(end_text)
             if start is None or start == _DAY:
                 errors.append(
                     FieldError(
@@ -189,15 +189,15 @@ def parse_weekly_shifts(raw: object, field: str = "schedule") -> WeeklyShifts:
     try:
         shifts = msgspec.convert(raw, WeeklyShifts)
     except msgspec.ValidationError as exc:
-        error = _type_error(exc, field)
+        error = field_error_of(exc, field)
         if error.reason == "unknown field" and error.field.count(".") == field.count(".") + 1:
             error = FieldError(
                 error.field, f"unknown day; expected one of {', '.join(DAYS)} (or graceMinutes)"
             )
-        _raise([error])
+        raise_invalid([error])
     compiled, errors = _check(shifts, field)
     if errors:
-        _raise(errors)
+        raise_invalid(errors)
     week = {
         day: tuple(
             (_hh_mm(start), _hh_mm(end - _DAY if end > _DAY else end)) for start, end in spans
@@ -217,7 +217,7 @@ def dump_weekly_shifts(shifts: WeeklyShifts) -> dict[str, Any]:
 def _compile_cached(shifts: WeeklyShifts) -> _Compiled:
     compiled, errors = _check(shifts, "schedule")
     if errors:
-        _raise(errors)
+        raise_invalid(errors)
     return compiled
 
 
@@ -227,7 +227,7 @@ def _compile(shifts: WeeklyShifts) -> _Compiled:
     except TypeError:  # built by hand with lists instead of tuples: unhashable, not cached
         compiled, errors = _check(shifts, "schedule")
         if errors:
-            _raise(errors)
+            raise_invalid(errors)
         return compiled
 
 
@@ -251,8 +251,8 @@ def _local_days(
     while day <= last:
         for start_minute, end_minute in compiled.days[day.weekday()]:
             yield (
-                _to_utc(day, start_minute, zone, closing=False),
-                _to_utc(day, end_minute, zone, closing=True),
+                wall_to_utc(day, start_minute, zone, closing=False),
+                wall_to_utc(day, end_minute, zone, closing=True),
             )
         day += timedelta(days=1)
 
@@ -284,10 +284,10 @@ def windows(shifts: WeeklyShifts, tz: str, start: datetime, end: datetime) -> li
     naive datetimes, ``end`` before ``start`` or an unknown zone; ``InvalidInput`` for an invalid
     schedule.
     """
-    begin, finish = _utc(start, "start"), _utc(end, "end")
+    begin, finish = as_utc(start, "start"), as_utc(end, "end")
     if finish < begin:
         raise ValueError(f"end {finish.isoformat()} is before start {begin.isoformat()}")
-    return _windows(_compile(shifts), _zone(tz), begin, finish)
+    return _windows(_compile(shifts), zone_of(tz), begin, finish)
 
 
 def _clusters(moments: list[datetime]) -> Iterator[tuple[datetime, datetime]]:
@@ -331,8 +331,8 @@ def mask(shifts: WeeklyShifts, tz: str, instants: Sequence[datetime]) -> list[bo
     so one stray timestamp does not cost years of windows) and places each instant by bisection.
     Raises ValueError naming the first naive instant (``instants[3]``) or an unknown zone.
     """
-    compiled, zone = _compile(shifts), _zone(tz)
-    moments = [_utc(moment, f"instants[{index}]") for index, moment in enumerate(instants)]
+    compiled, zone = _compile(shifts), zone_of(tz)
+    moments = [as_utc(moment, f"instants[{index}]") for index, moment in enumerate(instants)]
     return _mask(compiled, zone, moments)
 
 
@@ -341,8 +341,8 @@ def in_shift(shifts: WeeklyShifts, tz: str, at: datetime) -> bool:
 
     Start inclusive, end exclusive: in shift from ``start - grace`` up to ``end + grace``.
     """
-    compiled, zone = _compile(shifts), _zone(tz)
-    return _mask(compiled, zone, [_utc(at, "at")])[0]
+    compiled, zone = _compile(shifts), zone_of(tz)
+    return _mask(compiled, zone, [as_utc(at, "at")])[0]
 
 
 def shift_at(shifts: WeeklyShifts, tz: str, at: datetime) -> Window | None:
@@ -351,8 +351,8 @@ def shift_at(shifts: WeeklyShifts, tz: str, at: datetime) -> Window | None:
     The window containing ``at``; else, within the grace, the nearest one (the earlier on a tie).
     Not None exactly when :func:`in_shift` is true.
     """
-    moment = _utc(at, "at")
-    compiled, zone = _compile(shifts), _zone(tz)
+    moment = as_utc(at, "at")
+    compiled, zone = _compile(shifts), zone_of(tz)
     grace = compiled.grace
     clamped = _clamp(moment)
     best: Window | None = None
