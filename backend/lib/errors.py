@@ -90,6 +90,18 @@ class InvalidInput(AppError):
         return cls(f"{field}: {reason}", errors=[FieldError(field=field, reason=reason)])
 
 
+class MalformedInput(AppError):
+    """A body that cannot be read as the expected shape at all (not JSON, wrong structure)."""
+
+    slug = "validation-error"
+    title = "The input is not valid"
+
+    @classmethod
+    def on(cls, field: str, reason: str) -> MalformedInput:
+        """An error about one field."""
+        return cls(f"{field}: {reason}", errors=[FieldError(field=field, reason=reason)])
+
+
 class StageRuleBroken(InvalidInput):
     """A deal may not enter a stage: the move is not allowed, or the deal lacks what the stage
     requires. ``errors`` lists every unmet rule by field."""

@@ -21,7 +21,7 @@ from backend.lib import idempotency
 from backend.lib.clock import Clock
 from backend.lib.tenancy import Actor
 from backend.tasks.services import visible_task
-from backend.tracking import days, live, schemas, services, stream, visits
+from backend.tracking import days, live, mydata, schemas, services, stream, visits
 from backend.tracking.models import CheckIn, CheckKind
 
 IdempotencyKey = Annotated[
@@ -130,6 +130,21 @@ class TrackingController(Controller):
         return await days.day_track(
             db_session, actor, user_id, day or clock.now().date(), clock.now()
         )
+
+    @get("/me")
+    async def my_data(
+        self,
+        db_session: AsyncSession,
+        actor: Actor,
+        clock: Clock,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Everything tracking recorded about the caller in [start, end) (default: the last
+        24 hours; at most 7 days): devices, schedule, shifts, points, check-ins, daily
+        summaries, and who viewed their location."""
+        end = end or clock.now() + timedelta(seconds=1)
+        return await mydata.my_data(db_session, actor, start or end - timedelta(days=1), end)
 
     @post("/devices", status_code=HTTP_201_CREATED)
     async def register_device(

@@ -7,7 +7,8 @@ Every path (the JSON batch API, the OsmAnd/Traccar protocol, the browser) ends i
    not stored, only counted (location outside work is not ours to keep);
 3. one ``INSERT ... SELECT FROM unnest(...)`` per batch into the day partitions, ``ON CONFLICT
    DO NOTHING`` on (user, fix time): a resent point is stored once;
-4. the user's latest position is upserted when the batch holds a newer fix.
+4. the user's latest position is upserted when the batch holds a newer fix, announced to the
+   live stream, and checked against the sites of the user's visits (``arrival`` hints).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.customers.services import point_wkt
+from backend.tracking import arrival
 from backend.tracking.models import LatestPosition, Shift, ShiftSchedule
 from backend.tracking.partitions import day_of, ensure_partitions
 from backend.tracking.points import Point, Rejected
@@ -185,6 +187,9 @@ async def store(
         newest = max(work, key=lambda p: p.recorded_at)
         await _latest(session, organization_id, user_id, newest)
         await announce(session, organization_id, user_id, newest)
+        await arrival.detect(
+            session, organization_id=organization_id, user_id=user_id, newest=newest, now=now
+        )
     return result
 
 

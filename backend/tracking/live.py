@@ -22,7 +22,7 @@ from backend.accounts.models import Role
 from backend.audit import services as audit
 from backend.lib.errors import NotFound
 from backend.lib.tenancy import Actor
-from backend.tracking.visits import SITE_RADIUS_M
+from backend.tracking.policy import SITE_RADIUS_M
 
 OFFLINE_AFTER = timedelta(minutes=10)
 DRIVING_MPS = 2.0

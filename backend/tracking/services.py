@@ -12,8 +12,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
-from backend.lib.errors import Conflict, InvalidInput, NotFound
+from backend.lib.errors import Conflict, InvalidInput, MalformedInput, NotFound
 from backend.lib.tenancy import Actor
+from backend.lib.wallclock import field_error_of
 from backend.tracking import ingest, schemas
 from backend.tracking.models import Device, Shift, ShiftSchedule, ShiftSource
 from backend.tracking.points import Point, Rejected
@@ -21,9 +22,10 @@ from backend.tracking.schedule import parse_weekly_shifts
 
 
 def _reason(exc: msgspec.ValidationError) -> tuple[str, str]:
-    message = str(exc)
-    field = message.rsplit("$.", 1)[-1].rstrip("`").split("[")[0] if "$." in message else "point"
-    return field, message.split(" - at ")[0]
+    """(field, reason) of a point that msgspec refused; "point" when it is not an object."""
+    error = field_error_of(exc, "point")
+    field = error.field.removeprefix("point.").split("[")[0]
+    return field, error.reason
 
 
 def parse_batch(body: bytes) -> list[tuple[int, Point] | Rejected]:
@@ -31,7 +33,7 @@ def parse_batch(body: bytes) -> list[tuple[int, Point] | Rejected]:
     try:
         batch = msgspec.json.decode(body, type=schemas.PingBatch)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise InvalidInput.on("points", f"not a batch of points: {exc}") from exc
+        raise MalformedInput.on("points", f"not a batch of points: {exc}") from exc
     if len(batch.points) > ingest.MAX_BATCH:
         raise InvalidInput.on("points", f"at most {ingest.MAX_BATCH} points per batch")
     out: list[tuple[int, Point] | Rejected] = []
@@ -137,10 +139,12 @@ async def register_device(session: AsyncSession, actor: Actor, data: schemas.Dev
     return row
 
 
-async def list_devices(session: AsyncSession, actor: Actor) -> list[schemas.DeviceOut]:
-    """The caller's devices (admins: all of the organisation)."""
+async def list_devices(
+    session: AsyncSession, actor: Actor, *, own: bool = False
+) -> list[schemas.DeviceOut]:
+    """The caller's devices (admins: all of the organisation, unless ``own``)."""
     stmt = select(Device).where(Device.organization_id == actor.organization_id)
-    if actor.role is not Role.ADMIN:
+    if own or actor.role is not Role.ADMIN:
         stmt = stmt.where(Device.user_id == actor.user_id)
     rows = await session.scalars(stmt.order_by(Device.created_at))
     return [device_out(r) for r in rows.all()]

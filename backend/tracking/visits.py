@@ -26,11 +26,9 @@ from backend.tasks import services as tasks
 from backend.tasks.models import VISIT_KINDS, Task
 from backend.tracking.ingest import points_between
 from backend.tracking.models import CheckIn, CheckKind, CheckStatus
+from backend.tracking.policy import MAX_SPEED_MPS, POOR_ACCURACY_M, SITE_RADIUS_M
 from geo.track import Fix, dwell, haversine_m, within_geofence
 
-SITE_RADIUS_M = 150.0
-POOR_ACCURACY_M = 100.0
-MAX_SPEED_MPS = 70.0
 MIN_DWELL = timedelta(minutes=2)
 RECENT = timedelta(minutes=30)
 
@@ -123,18 +121,24 @@ async def check(
         if not outcome:
             raise InvalidInput.on("outcome", "say how the visit went")
         checked_in = await session.scalar(
-            select(CheckIn.at)
+            select(CheckIn)
             .where(CheckIn.task_id == task.id, CheckIn.kind == CheckKind.IN)
             .order_by(CheckIn.at.desc())
             .limit(1)
         )
         if checked_in is None:
             raise Conflict("Check in before checking out")
-        points = await points_between(
-            session, actor.user_id, checked_in, now + timedelta(seconds=1)
+        points = await points_between(session, actor.user_id, checked_in.at, now)
+        # The stay runs from the check-in's own fix, through the pings, to the check-out's fix.
+        fixes = (
+            [Fix(checked_in.at, checked_in.lat, checked_in.lon, checked_in.accuracy_m)]
+            if checked_in.lat is not None and checked_in.lon is not None
+            else []
         )
-        fixes = [
-            Fix(p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.mocked) for p in points
+        fixes += [
+            Fix(p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.mocked)
+            for p in points
+            if p.recorded_at > checked_in.at
         ]
         fixes.append(Fix(now, lat, lon, accuracy_m, None, mocked))
         stay = dwell(fixes, site_lat, site_lon, SITE_RADIUS_M)
