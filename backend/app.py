@@ -48,6 +48,7 @@ from backend.sales.lead_pages import LeadPages
 from backend.tasks import controllers as tasks_api
 from backend.tracking import controllers as tracking_api
 from backend.tracking.osmand_endpoint import osmand
+from backend.tracking.pages import TrackingPages
 from backend.tracking.stream import make_channels
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +119,7 @@ def create_app(
             LoginPages,
             CustomerPages,
             LeadPages,
+            TrackingPages,
         ],
         dependencies={
             "db_session": Provide(provide_db_session),

@@ -10,6 +10,7 @@ from litestar.params import Parameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.accounts.models import Role
 from backend.accounts.services import get_user
 from backend.customers import services
 from backend.lib.pagination import Cursor
@@ -23,9 +24,9 @@ class CustomerPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def home(self) -> Redirect:
-        """The start page is the customer list for now."""
-        return Redirect("/customers")
+    async def home(self, actor: Actor) -> Redirect:
+        """Field staff start on their day; everyone else on the customer list."""
+        return Redirect("/today" if actor.role is Role.FIELD else "/customers")
 
     @get("/customers")
     async def customers(

@@ -7,11 +7,12 @@ restarts the SLA clock: the overdue notice and escalation may happen again for t
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
@@ -24,7 +25,7 @@ from backend.lib.visibility import deal_visible, task_visible
 from backend.notifications.services import notify
 from backend.sales.models import Deal
 from backend.tasks import schemas
-from backend.tasks.models import ACTIVE_STATUSES, Task, TaskKind, TaskStatus
+from backend.tasks.models import ACTIVE_STATUSES, VISIT_KINDS, Task, TaskKind, TaskStatus
 
 
 def _visible(actor: Actor) -> Select[Task]:
@@ -106,6 +107,49 @@ async def list_tasks(
     rows = (await session.scalars(stmt)).all()
     far = datetime.fromisoformat("9999-12-31T00:00:00+00:00")
     return page_of([task_out(t, now) for t in rows], limit, lambda t: [t.due_at or far, t.id])
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedVisit:
+    """A visit with where it happens (no site: all None)."""
+
+    task: Task
+    address: str | None
+    access_notes: str | None
+    lat: float | None
+    lon: float | None
+
+
+async def visits_between(
+    session: AsyncSession, actor: Actor, assignee_id: uuid.UUID, start: datetime, end: datetime
+) -> list[PlannedVisit]:
+    """A visible assignee's visits planned in [start, end) (by window start, else due time),
+    any visit in progress, and the visits completed in the period; in planned order."""
+    planned = func.coalesce(Task.window_start, Task.due_at)
+    in_period = (planned >= start) & (planned < end)
+    done_in_period = (
+        (Task.status == TaskStatus.DONE) & (Task.completed_at >= start) & (Task.completed_at < end)
+    )
+    stmt = (
+        _visible(actor)
+        .add_columns(
+            Site.address,
+            Site.access_notes,
+            func.ST_Y(func.geometry(Site.location)),
+            func.ST_X(func.geometry(Site.location)),
+        )
+        .outerjoin(Site, Site.id == Task.site_id)
+        .where(
+            Task.assignee_id == assignee_id,
+            Task.kind.in_(VISIT_KINDS),
+            (Task.status == TaskStatus.IN_PROGRESS)
+            | ((Task.status == TaskStatus.OPEN) & in_period)
+            | done_in_period,
+        )
+        .order_by(planned.nulls_last(), Task.id)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [PlannedVisit(*row) for row in rows]
 
 
 async def check_assignee(
