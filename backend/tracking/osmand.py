@@ -12,7 +12,9 @@ Two wire forms:
 
 Units are converted to those of :class:`~backend.tracking.points.Point`: knots become m/s, a JSON
 battery fraction becomes percent; "unknown" markers (negative speed, heading −1, accuracy ≤ 0,
-battery −1) become ``None``. Policy (future or stale fixes, duplicates, shifts) is the caller's.
+battery −1) become ``None``, and so do measures beyond the ranges of the JSON ping API (the
+position is kept: refusing it would block the phone's queue). Policy (future or stale fixes,
+duplicates, shifts) is the caller's.
 
 Error messages name a field and a reason and never quote the request: it names a person's phone
 and says where they are.
@@ -175,6 +177,18 @@ def _positive(value: float | None) -> float | None:
 
 def _percent(value: float | None) -> float | None:
     return None if value is None or not 0.0 <= value <= 100.0 else value
+
+
+# The ranges of the JSON ping API (schemas.PingIn); beyond them a measure is unknown, so that
+# every Point can be stored (pings keeps these as float4, latest_positions.activity is 30 chars).
+_MAX_ACCURACY_M: Final = 100_000.0
+_MAX_SPEED_MPS: Final = 200.0
+_ALTITUDE_M: Final = (-1000.0, 20_000.0)
+_MAX_ACTIVITY: Final = 30
+
+
+def _within(value: float | None, low: float, high: float) -> float | None:
+    return value if value is not None and low <= value <= high else None
 
 
 def _from_unix_digits(digits: str, field: str) -> datetime:
@@ -360,10 +374,10 @@ def _decode_kv(
             recorded_at=recorded_at,
             lat=lat,
             lon=lon,
-            accuracy_m=accuracy,
-            speed_mps=speed_mps,
+            accuracy_m=_within(accuracy, 0.0, _MAX_ACCURACY_M),
+            speed_mps=_within(speed_mps, 0.0, _MAX_SPEED_MPS),
             heading_deg=_heading(heading),
-            altitude_m=altitude,
+            altitude_m=_within(altitude, *_ALTITUDE_M),
             battery_pct=battery,
             mocked=bool(mocked),
         )
@@ -499,7 +513,7 @@ def _decode_json(body: bytes, received_at: datetime) -> Report:
     activity_obj = location.get("activity")
     if isinstance(activity_obj, dict):
         kind = activity_obj.get("type")
-        if isinstance(kind, str) and kind.strip():
+        if isinstance(kind, str) and 0 < len(kind.strip()) <= _MAX_ACTIVITY:
             activity = _clean_text(kind.strip())
 
     extras: dict[str, str | float | bool] = {}
@@ -542,10 +556,10 @@ def _decode_json(body: bytes, received_at: datetime) -> Report:
         recorded_at=recorded_at,
         lat=lat,
         lon=lon,
-        accuracy_m=accuracy,
-        speed_mps=speed,
+        accuracy_m=_within(accuracy, 0.0, _MAX_ACCURACY_M),
+        speed_mps=_within(speed, 0.0, _MAX_SPEED_MPS),
         heading_deg=heading,
-        altitude_m=altitude,
+        altitude_m=_within(altitude, *_ALTITUDE_M),
         battery_pct=battery,
         mocked=bool(mocked),
         activity=activity,
