@@ -21,8 +21,9 @@ WITH_DB := scripts/with_db.sh
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+SIMULATE_ARGS ?= --speedup 3
 
-.PHONY: help bootstrap demo test lint bench migrate seed
+.PHONY: help bootstrap demo test lint bench migrate seed simulate
 
 help:
 	@echo "make demo     set everything up, migrate, load demo data, serve on http://$(HOST):$(PORT)"
@@ -31,6 +32,8 @@ help:
 	@echo "make bench    quick benchmarks: customer search, pipeline (own databases)"
 	@echo "make migrate  apply migrations to database fieldcrm"
 	@echo "make seed     load demo data into database fieldcrm"
+	@echo "make simulate drive the demo team through today's visits on the running demo server"
+	@echo "              (SIMULATE_ARGS='--speedup 30 --once --fake-checkin igor' to pass options)"
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -56,10 +59,15 @@ lint: bootstrap
 bench: bootstrap
 	@$(WITH_DB) --app-env fieldcrm_bench FIELDCRM_DATABASE_URL -- \
 		"$(UV) run python performance/bench_customers.py --quick" \
-		"$(UV) run python performance/bench_pipeline.py --quick"
+		"$(UV) run python performance/bench_pipeline.py --quick" \
+		"$(UV) run python performance/bench_ingest.py --quick"
 
 migrate: bootstrap
 	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- "$(UV) run fieldcrm migrate"
 
 seed: bootstrap
 	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- "$(UV) run fieldcrm seed-demo"
+
+# Needs no database of its own: it speaks HTTP to `make demo` (same HOST and PORT).
+simulate: bootstrap
+	$(UV) run python scripts/simulate_gps.py --base-url http://$(HOST):$(PORT) $(SIMULATE_ARGS)

@@ -4,7 +4,8 @@ Nine people (an admin, two managers leading a team each, two measurers, three in
 salesperson) and a few hundred customers -- private persons and some companies -- each with a
 contact, a site at a plausible Kazan street address and a timeline of calls, visits, emails and
 notes over the past ~90 days, authored by the customer's owner. Owners are the managers and the
-field staff, so logging in as different users shows role visibility at work.
+field staff, so logging in as different users shows role visibility at work. The field staff
+also get today's visits, weekly shifts and tracking phones (``backend.seed.visits``).
 
 Deterministic: everything is drawn from ``random.Random(2026)``; the timeline is anchored at
 today's date (UTC), so two runs on the same day write the same rows. Idempotent: the demo
@@ -52,6 +53,7 @@ from backend.sales.leads import capture_lead
 from backend.sales.schemas import LeadIn
 from backend.seed.orgs import seed_session
 from backend.seed.pipeline import seed_window_pipeline
+from backend.seed.visits import seed_field_day
 
 DEMO_PASSWORD_ENV = "FIELDCRM_DEMO_PASSWORD"  # noqa: S105 - the name of a variable
 DEFAULT_DEMO_PASSWORD = "windows-demo-2026"  # noqa: S105 - the documented demo password
@@ -711,6 +713,10 @@ async def _remove_previous(session: AsyncSession) -> bool:
         select(User.organization_id).where(func.lower(User.email) == DEMO_ADMIN_EMAIL)
     )
     if org_id is not None:
+        # pings (partitioned) has no foreign keys: everything else goes by ON DELETE CASCADE.
+        await session.execute(
+            text("DELETE FROM pings WHERE organization_id = :org"), {"org": org_id}
+        )
         await session.execute(delete(Organization).where(Organization.id == org_id))
     clashes = (
         await session.scalars(
@@ -810,6 +816,7 @@ async def seed_demo(database_url: str, customers: int = 320) -> str:
                     dependents = []
                     bar.update((i + 1) - bar.n)
         await seed_window_pipeline(session, org, form_key=DEMO_FORM_KEY)
+        field_day = await seed_field_day(session, org, now=datetime.now(UTC), seed=DEMO_SEED)
     # After the organisation is committed: intake takes round-robin positions in transactions
     # of their own, as it does on a live server.
     async with seed_session(database_url) as session:
@@ -819,8 +826,8 @@ async def seed_demo(database_url: str, customers: int = 320) -> str:
         f"{'re-created' if replaced else 'created'} the demo organisation {DEMO_ORG_NAME!r}"
         f" (id {org.id}): {len(DEMO_USERS)} users in {len(TEAM_LEADS)} teams,"
         f" {counts.customers} customers ({counts.companies} companies), {counts.sites} sites,"
-        f" {counts.interactions} interactions, {counts.leads} website requests"
-        f" in {seconds:.1f} s.\n"
+        f" {counts.interactions} interactions, {counts.leads} website requests;"
+        f" today: {field_day.summary()}; in {seconds:.1f} s.\n"
         f"Log in as {DEMO_ADMIN_EMAIL} (admin) with the password {demo_password()!r};"
         " `fieldcrm serve --show-demo-logins` lists every demo login."
     )

@@ -16,15 +16,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
+import msgspec
 from sqlalchemy import or_, select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.customers.services import point_wkt
 from backend.tracking import arrival
-from backend.tracking.models import LatestPosition, Shift, ShiftSchedule
-from backend.tracking.partitions import day_of, ensure_partitions
+from backend.tracking.models import Shift, ShiftSchedule
+from backend.tracking.partitions import days_between, ensure_partitions
 from backend.tracking.points import Point, Rejected
 from backend.tracking.schedule import mask, parse_weekly_shifts
 from backend.tracking.stream import announce
@@ -48,13 +48,22 @@ def policy_filter(
     points: list[tuple[int, Point]], now: datetime
 ) -> tuple[list[tuple[int, Point]], list[Rejected]]:
     """Split indexed points into acceptable ones and refusals (time window, batch duplicates)."""
+    earliest, latest = now - MAX_AGE, now + MAX_FUTURE
+    times = [point.recorded_at for _, point in points]
+    if (
+        times
+        and earliest <= min(times)
+        and max(times) <= latest
+        and all(a < b for a, b in pairwise(times))
+    ):
+        return points, []  # the usual batch: in time order, in the window
     kept: list[tuple[int, Point]] = []
     refused: list[Rejected] = []
     seen: set[datetime] = set()
     for index, point in points:
-        if point.recorded_at > now + MAX_FUTURE:
+        if point.recorded_at > latest:
             refused.append(Rejected(index, "timestamp", "more than 5 minutes in the future"))
-        elif point.recorded_at < now - MAX_AGE:
+        elif point.recorded_at < earliest:
             refused.append(Rejected(index, "timestamp", "older than 7 days"))
         elif point.recorded_at in seen:
             refused.append(
@@ -82,6 +91,8 @@ async def in_shift_mask(
             )
         )
     ).all()
+    if any(s <= first and (e is None or last <= e) for s, e in shifts):
+        return [True] * len(instants)  # the usual case: one shift covers the whole batch
     inside = [any(s <= t and (e is None or t <= e) for s, e in shifts) for t in instants]
     if all(inside):
         return inside
@@ -94,18 +105,49 @@ async def in_shift_mask(
     return [a or b for a, b in zip(inside, scheduled, strict=True)]
 
 
-_INSERT = text("""
-INSERT INTO pings (organization_id, user_id, device_id, recorded_at, received_at, lat, lon,
-                   accuracy_m, speed_mps, heading_deg, altitude_m, battery_pct, mocked, activity)
-SELECT CAST(:org AS uuid), CAST(:user AS uuid), CAST(:device AS uuid), t, CAST(:now AS timestamptz),
-       la, lo, ac, sp, he, al, ba, mo, act
-FROM unnest(CAST(:t AS timestamptz[]), CAST(:la AS float8[]), CAST(:lo AS float8[]),
-            CAST(:ac AS float4[]), CAST(:sp AS float4[]), CAST(:he AS float4[]),
-            CAST(:al AS float4[]), CAST(:ba AS float4[]), CAST(:mo AS boolean[]),
-            CAST(:act AS text[]))
-     AS p(t, la, lo, ac, sp, he, al, ba, mo, act)
-ON CONFLICT (user_id, recorded_at) DO NOTHING
+# One statement per batch: the points travel as one JSON text (PostgreSQL parses it in C; no
+# per-value work in Python), are inserted into their day partitions, and the newest becomes the
+# user's latest position unless a newer one is already there.
+_STORE = text("""
+WITH p AS (
+    SELECT timestamp AS recorded_at, lat, lon, accuracy AS accuracy_m, speed AS speed_mps,
+           heading AS heading_deg, altitude AS altitude_m, battery AS battery_pct, mocked,
+           activity
+    FROM json_to_recordset(CAST(:points AS json)) AS p(
+        timestamp timestamptz, lat float8, lon float8, accuracy float4, speed float4,
+        heading float4, altitude float4, battery float4, mocked boolean, activity text)
+), ins AS (
+    INSERT INTO pings (organization_id, user_id, device_id, recorded_at, received_at, lat, lon,
+                       accuracy_m, speed_mps, heading_deg, altitude_m, battery_pct, mocked,
+                       activity)
+    SELECT CAST(:org AS uuid), CAST(:user AS uuid), CAST(:device AS uuid), recorded_at,
+           CAST(:now AS timestamptz), lat, lon, accuracy_m, speed_mps, heading_deg, altitude_m,
+           battery_pct, coalesce(mocked, false), activity
+    FROM p
+    ON CONFLICT (user_id, recorded_at) DO NOTHING
+    RETURNING 1
+), newest AS (
+    SELECT * FROM p ORDER BY recorded_at DESC LIMIT 1
+), latest AS (
+    INSERT INTO latest_positions AS lp (user_id, organization_id, recorded_at, lat, lon, location,
+                                        accuracy_m, speed_mps, heading_deg, battery_pct, mocked,
+                                        activity)
+    SELECT CAST(:user AS uuid), CAST(:org AS uuid), recorded_at, lat, lon,
+           ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography, accuracy_m, speed_mps,
+           heading_deg, battery_pct, coalesce(mocked, false), activity
+    FROM newest
+    ON CONFLICT (user_id) DO UPDATE SET
+        organization_id = excluded.organization_id, recorded_at = excluded.recorded_at,
+        lat = excluded.lat, lon = excluded.lon, location = excluded.location,
+        accuracy_m = excluded.accuracy_m, speed_mps = excluded.speed_mps,
+        heading_deg = excluded.heading_deg, battery_pct = excluded.battery_pct,
+        mocked = excluded.mocked, activity = excluded.activity
+    WHERE lp.recorded_at < excluded.recorded_at
+)
+SELECT count(*) FROM ins
 """)
+
+_POINTS_JSON = msgspec.json.Encoder()
 
 
 async def _insert(
@@ -116,52 +158,18 @@ async def _insert(
     points: list[Point],
     now: datetime,
 ) -> int:
-    result = await session.execute(
-        _INSERT,
+    """Insert the points and upsert the latest position; returns how many points were new."""
+    stored = await session.scalar(
+        _STORE,
         {
             "org": str(organization_id),
             "user": str(user_id),
             "device": str(device_id) if device_id else None,
             "now": now,
-            "t": [p.recorded_at for p in points],
-            "la": [p.lat for p in points],
-            "lo": [p.lon for p in points],
-            "ac": [p.accuracy_m for p in points],
-            "sp": [p.speed_mps for p in points],
-            "he": [p.heading_deg for p in points],
-            "al": [p.altitude_m for p in points],
-            "ba": [p.battery_pct for p in points],
-            "mo": [p.mocked for p in points],
-            "act": [p.activity for p in points],
+            "points": _POINTS_JSON.encode(points).decode(),
         },
     )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def _latest(
-    session: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID, point: Point
-) -> None:
-    values = {
-        "organization_id": organization_id,
-        "recorded_at": point.recorded_at,
-        "lat": point.lat,
-        "lon": point.lon,
-        "location": point_wkt(point.lat, point.lon),
-        "accuracy_m": point.accuracy_m,
-        "speed_mps": point.speed_mps,
-        "heading_deg": point.heading_deg,
-        "battery_pct": point.battery_pct,
-        "mocked": point.mocked,
-        "activity": point.activity,
-    }
-    stmt = insert(LatestPosition).values(user_id=user_id, **values)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[LatestPosition.user_id],
-            set_=values,
-            where=LatestPosition.recorded_at < stmt.excluded.recorded_at,
-        )
-    )
+    return int(stored or 0)
 
 
 async def store(
@@ -181,11 +189,11 @@ async def store(
     work = [p for (_, p), ok in zip(kept, inside, strict=True) if ok]
     result.off_shift = len(kept) - len(work)
     if work:
-        await ensure_partitions(session, {day_of(p.recorded_at) for p in work})
+        newest = max(work, key=lambda p: p.recorded_at)
+        oldest = min(work, key=lambda p: p.recorded_at)
+        await ensure_partitions(session, days_between(oldest.recorded_at, newest.recorded_at))
         result.stored = await _insert(session, organization_id, user_id, device_id, work, now)
         result.duplicates = len(work) - result.stored
-        newest = max(work, key=lambda p: p.recorded_at)
-        await _latest(session, organization_id, user_id, newest)
         await announce(session, organization_id, user_id, newest)
         await arrival.detect(
             session, organization_id=organization_id, user_id=user_id, newest=newest, now=now

@@ -28,6 +28,12 @@ def day_of(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
+def days_between(first: datetime, last: datetime) -> list[date]:
+    """The UTC days from ``first``'s to ``last``'s, both included."""
+    start, end = day_of(first), day_of(last)
+    return [start + timedelta(days=d) for d in range((end - start).days + 1)]
+
+
 async def ensure_partitions(session: AsyncSession, days: Iterable[date]) -> list[str]:
     """Create the partitions of ``days`` that do not exist yet; returns the names created."""
     wanted = {partition_name(day): day for day in days}

@@ -1,29 +1,46 @@
 """One GPS fix as every ingest path hands it to storage, whatever the wire format was.
 
 Units are fixed here: degrees (WGS 84), metres, metres per second, degrees clockwise from true
-north, battery in percent. Wire formats convert at the edge (knots, fractions of one, ...).
+north, battery in percent. Other wire formats convert at the edge (knots, fractions of one, ...);
+the JSON batch API's point is this struct itself, so a batch decodes in one typed pass.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
 
-class Point(msgspec.Struct, frozen=True, kw_only=True):
-    """A validated fix (ranges and finiteness checked; time aware, UTC)."""
+class Point(
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    rename={
+        "recorded_at": "timestamp",
+        "accuracy_m": "accuracy",
+        "speed_mps": "speed",
+        "heading_deg": "heading",
+        "altitude_m": "altitude",
+        "battery_pct": "battery",
+    },
+):
+    """A fix. Decoded from JSON (the batch API's point: ``timestamp`` with a zone, ``lat``,
+    ``lon``, ``accuracy``, ``speed``, ``heading``, ``altitude``, ``battery``, ``mocked``,
+    ``activity``) its ranges are checked; other ingest paths check them before building one."""
 
-    recorded_at: datetime
-    lat: float
-    lon: float
-    accuracy_m: float | None = None
-    speed_mps: float | None = None
-    heading_deg: float | None = None
-    altitude_m: float | None = None
-    battery_pct: float | None = None
+    recorded_at: Annotated[datetime, msgspec.Meta(tz=True)]
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=100_000)] | None = None
+    speed_mps: Annotated[float, msgspec.Meta(ge=0, le=200)] | None = None
+    heading_deg: Annotated[float, msgspec.Meta(ge=0, le=360)] | None = None
+    altitude_m: Annotated[float, msgspec.Meta(ge=-1000, le=20_000)] | None = None
+    battery_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
     mocked: bool = False
-    activity: str | None = None
+    activity: Annotated[str, msgspec.Meta(max_length=30)] | None = None
 
 
 class Rejected(msgspec.Struct, frozen=True, rename="camel"):
