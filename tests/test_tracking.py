@@ -549,9 +549,8 @@ async def test_live_status_of_a_team_is_for_its_manager_and_each_look_is_audited
         )
     ).all()
     assert len(audit) == 1
-    assert sorted(audit[0].changes["users"][1]) == sorted(
-        [str(world.measurer_a.id), str(world.installer_a.id)]
-    )
+    assert audit[0].entity_id == world.team_a.id
+    assert audit[0].changes == {"scope": "team", "workers": 2}
     # The other team's manager cannot ask for this team; a worker sees only themself, unaudited.
     refused = await client.get(
         f"/api/v1/tracking/live?team={world.team_a.id}", headers=factory.auth(world.manager_b)

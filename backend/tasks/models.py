@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -105,6 +105,21 @@ class Task(Base, TenantMixin):
         ),
         Index("ix_tasks_org_assignee_status", "organization_id", "assignee_id", "status", "due_at"),
         Index("ix_tasks_deal", "deal_id", postgresql_where="deal_id IS NOT NULL"),
+        # The live team board: tasks in progress, and open visits by planned time.
+        Index(
+            "ix_tasks_in_progress",
+            "organization_id",
+            "assignee_id",
+            postgresql_where="status = 'in_progress'",
+        ),
+        Index(
+            "ix_tasks_open_visits_planned",
+            "organization_id",
+            text("coalesce(window_start, due_at)"),
+            postgresql_where=(
+                "status = 'open' AND kind IN ('measurement', 'installation', 'visit')"
+            ),
+        ),
         CheckConstraint(
             "window_end IS NULL OR window_start IS NULL OR window_end > window_start",
             name="window_order",

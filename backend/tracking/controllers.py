@@ -90,11 +90,12 @@ class TrackingController(Controller):
         actor: Actor,
         clock: Clock,
         team: Annotated[uuid.UUID | None, Parameter(description="a team you lead")] = None,
-    ) -> dict[str, Any]:
+    ) -> Response[bytes]:
         """GeoJSON FeatureCollection: each visible worker's position, last seen, status
         (off_shift, offline, on_site, driving, idle), battery, current and next task. Views
         of other people's positions are audited."""
-        return await live.live(db_session, actor, clock.now(), team)
+        collection = await live.live_json(db_session, actor, clock.now(), team)
+        return Response(collection, media_type="application/geo+json")
 
     @get("/stream", media_type="text/event-stream")
     async def live_stream(

@@ -25,7 +25,10 @@ _VIEWS = text("""
 SELECT a.at, a.action, a.actor_id, u.full_name
 FROM audit_log a LEFT JOIN users u ON u.id = a.actor_id
 WHERE a.organization_id = :org AND a.entity = 'location' AND a.at >= :start AND a.at < :end
-  AND (a.entity_id = :me OR a.changes -> 'users' -> 1 ? CAST(:me AS text))
+  AND a.actor_id IS DISTINCT FROM :me
+  AND (a.entity_id = :me  -- a look at this worker's track
+       OR a.entity_id = :org  -- an admin's look at everyone
+       OR a.entity_id IN (SELECT team_id FROM team_members WHERE user_id = :me))  -- at a team
 ORDER BY a.at
 """)
 
