@@ -715,7 +715,11 @@ async def _remove_previous(session: AsyncSession) -> bool:
     if org_id is not None:
         # pings (partitioned) has no foreign keys: everything else goes by ON DELETE CASCADE.
         await session.execute(
-            text("DELETE FROM pings WHERE organization_id = :org"), {"org": org_id}
+            text(
+                "DELETE FROM pings WHERE user_id IN"
+                " (SELECT id FROM users WHERE organization_id = :org)"
+            ),
+            {"org": org_id},
         )
         await session.execute(delete(Organization).where(Organization.id == org_id))
     clashes = (
