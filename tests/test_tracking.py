@@ -13,14 +13,15 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from backend.accounts.models import User
+from backend.accounts.models import Role, User
 from backend.audit.models import AuditEntry
 from backend.lib.clock import FrozenClock
+from backend.lib.tenancy import Actor
 from backend.notifications.models import Notification
 from backend.tasks.models import Task, TaskStatus
-from backend.tracking import partitions
+from backend.tracking import live, partitions
 from backend.tracking.days import summarize_day
 from tests.conftest import START, Factory, World, customer_body
 
@@ -601,6 +602,27 @@ async def test_live_status_off_shift_idle_and_on_site_with_tasks(
     assert props["Max Measurer"]["status"] == "on_site"
     assert props["Max Measurer"]["currentTask"] == {"id": now_task, "title": "This one"}
     assert props["Max Measurer"]["nextTask"]["id"] == later
+
+
+async def test_the_live_query_runs_inside_the_request_transaction(engine: AsyncEngine) -> None:
+    """live_json talks to the asyncpg connection directly; its audit entry must still be part
+    of the caller's transaction (SQLAlchemy begins that lazily)."""
+    actor = Actor(
+        user_id=uuid.uuid4(),
+        organization_id=uuid.uuid4(),
+        role=Role.ADMIN,
+        skills=frozenset(),
+        time_zone="UTC",
+        org_time_zone="UTC",
+        phone_region=None,
+        team_member_ids=frozenset(),
+    )
+    async with AsyncSession(bind=engine) as session, session.begin():
+        answer = await live.live_json(session, actor, START, None)
+        raw = await (await session.connection()).get_raw_connection()
+        assert raw.driver_connection is not None
+        assert raw.driver_connection.is_in_transaction()
+    assert json.loads(answer)["features"] == []
 
 
 # --- proof of visit ------------------------------------------------------------------------

@@ -130,6 +130,11 @@ async def live_json(
         ids = None
     else:
         ids = sorted(actor.visible_owner_ids() or {actor.user_id})
+    if team_id is None:  # (with a team, _team_members has run a statement already)
+        # The driver connection below bypasses SQLAlchemy, which begins its transaction lazily
+        # on its first statement: make sure it has, so that the audit entry commits (or rolls
+        # back) with the request.
+        await session.execute(text("SELECT 1"))
     connection = await (await session.connection()).get_raw_connection()
     rows = await connection.driver_connection.fetch(  # type: ignore[union-attr]
         _LIVE_SQL,
