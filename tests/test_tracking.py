@@ -24,6 +24,7 @@ from backend.tasks.models import Task, TaskStatus
 from backend.tracking import live, partitions
 from backend.tracking.days import summarize_day
 from tests.conftest import START, Factory, World, customer_body
+from tests.test_documents_unit import PNG
 
 SITE_LAT, SITE_LON = 55.7887, 49.1221  # the site of conftest.customer_body
 M_PER_DEG_LAT = 111_195.0
@@ -668,6 +669,13 @@ async def test_verified_visit_starts_and_completes_the_task_with_dwell_from_ping
         worker,
         [fix(START + timedelta(minutes=m), lat=north(SITE_LAT, 10)) for m in range(1, 25, 2)],
     )
+    photo = await client.post(
+        f"/api/v1/tasks/{task_id}/attachments?filename=window.png",
+        content=PNG,
+        headers=factory.auth(worker),
+    )
+    assert photo.status_code == 201, photo.text
+    assert photo.json()["contentType"] == "image/png"
     leave = await _check(client, factory, worker, task_id, kind="out")
     assert leave.status_code == 201, leave.text
     assert leave.json()["status"] == "verified"
@@ -680,6 +688,14 @@ async def test_verified_visit_starts_and_completes_the_task_with_dwell_from_ping
         f"/api/v1/tasks/{task_id}/check-ins", headers=factory.auth(world.manager_a)
     )
     assert [c["kind"] for c in history.json()] == ["in", "out"]
+    files = await client.get(
+        f"/api/v1/tasks/{task_id}/attachments", headers=factory.auth(world.manager_a)
+    )
+    assert [f["filename"] for f in files.json()] == ["window.png"]
+    stranger = await client.get(
+        f"/api/v1/tasks/{task_id}/attachments", headers=factory.auth(world.manager_b)
+    )
+    assert stranger.status_code == 404
 
 
 async def test_check_in_away_from_the_site_is_unverified_unless_a_reason_is_given(

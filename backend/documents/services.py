@@ -148,6 +148,20 @@ async def list_attachments(
     return [attachment_out(r) for r in rows.all()]
 
 
+async def list_task_attachments(
+    session: AsyncSession, actor: Actor, *, task_id: uuid.UUID
+) -> list[schemas.AttachmentOut]:
+    """Files of a visible task (a visit's photos and sheets), newest first."""
+    await _visible_task(session, actor, task_id)
+    rows = await session.scalars(
+        select(Attachment)
+        .where(Attachment.organization_id == actor.organization_id, Attachment.task_id == task_id)
+        .order_by(Attachment.created_at.desc(), Attachment.id.desc())
+        .limit(500)
+    )
+    return [attachment_out(r) for r in rows.all()]
+
+
 async def visible_attachment(
     session: AsyncSession, actor: Actor, attachment_id: uuid.UUID
 ) -> Attachment:
