@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, patch, post
 from litestar.datastructures import State
-from litestar.params import QueryParameter
+from litestar.params import Parameter, QueryParameter
 from litestar.response import File
 from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy import select
@@ -19,7 +20,6 @@ from backend.customers.services import interaction_out
 from backend.documents import schemas as doc_schemas
 from backend.documents import services as documents
 from backend.documents.models import Document
-from backend.documents.uploads import Filename, request_chunks
 from backend.lib.clock import Clock
 from backend.lib.errors import InvalidInput
 from backend.lib.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
@@ -28,6 +28,10 @@ from backend.sales import schemas, services
 from backend.sales.automations import Effects
 from backend.sales.models import Deal
 from backend.tasks.services import task_out
+
+Filename = Annotated[
+    str, Parameter(min_length=1, max_length=255, description="the file's name, e.g. sheet.pdf")
+]
 
 
 async def _result(
@@ -53,6 +57,13 @@ async def _result(
         documents=documents_made,
         notifications=effects.notifications,
     )
+
+
+async def request_chunks(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
+    """The request body as it arrives (never held whole in memory)."""
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
 
 
 class DealController(Controller):
@@ -301,6 +312,13 @@ class AttachmentController(Controller):
             now=clock.now(),
         )
         return documents.attachment_out(row)
+
+    @get("/tasks/{task_id:uuid}/attachments")
+    async def task_attachments(
+        self, task_id: uuid.UUID, db_session: AsyncSession, actor: Actor
+    ) -> list[doc_schemas.AttachmentOut]:
+        """A task's files (a visit's photos, a measurement sheet), newest first."""
+        return await documents.list_task_attachments(db_session, actor, task_id=task_id)
 
 
 CONTROLLERS = [DealController, AttachmentController]

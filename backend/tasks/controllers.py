@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get, patch, post
-from litestar.datastructures import State
+from litestar import Controller, get, patch, post
 from litestar.params import Parameter, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.config import Settings
-from backend.documents import schemas as doc_schemas
-from backend.documents import services as documents
-from backend.documents.uploads import Filename, request_chunks
 from backend.lib.clock import Clock
 from backend.lib.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from backend.lib.tenancy import Actor
@@ -122,46 +117,6 @@ class TaskController(Controller):
         now = clock.now()
         task = await services.cancel_task(db_session, actor, task_id, data.reason, now)
         return services.task_out(task, now)
-
-    @post(
-        "/{task_id:uuid}/attachments",
-        status_code=HTTP_201_CREATED,
-        request_max_body_size=None,
-        summary="Attach a file (a visit's photo, a measurement sheet)",
-    )
-    async def attach(
-        self,
-        task_id: uuid.UUID,
-        request: Request[Any, Any, Any],
-        db_session: AsyncSession,
-        actor: Actor,
-        clock: Clock,
-        state: State,
-        settings: Settings,
-        filename: Filename,
-    ) -> doc_schemas.AttachmentOut:
-        """Send the file's bytes as the body and its name as ``?filename=``; it also shows on
-        the task's deal. The type is found from the content (images incl. HEIC, PDF, office
-        documents, text); at most ``FIELDCRM_MAX_UPLOAD_BYTES``."""
-        row = await documents.upload(
-            db_session,
-            actor,
-            state.storage,
-            deal_id=None,
-            task_id=task_id,
-            filename=filename,
-            chunks=request_chunks(request),
-            max_bytes=settings.max_upload_bytes,
-            now=clock.now(),
-        )
-        return documents.attachment_out(row)
-
-    @get("/{task_id:uuid}/attachments")
-    async def attachments(
-        self, task_id: uuid.UUID, db_session: AsyncSession, actor: Actor
-    ) -> list[doc_schemas.AttachmentOut]:
-        """The task's files, newest first."""
-        return await documents.list_task_attachments(db_session, actor, task_id=task_id)
 
 
 CONTROLLERS = [TaskController]
