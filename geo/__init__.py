@@ -1,1 +1,2 @@
-"""Geography for field work: distances, tracks, geofences (pure, no database)."""
+"""Geography for field work: distances, travel-time matrices, tracks, geofences and route
+optimisation (pure, no database)."""
