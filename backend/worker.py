@@ -7,7 +7,8 @@ Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
   ``SKIP LOCKED``, so several workers or a restart never notify twice.
 - ``tracking_maintenance`` hourly: day partitions of ``pings`` created a week ahead, those older
   than ``FIELDCRM_PING_RETENTION_DAYS`` (60) dropped, yesterday's daily summaries computed.
-- ``purge_rate_limits`` hourly: drops old rate-limit windows.
+- ``purge_expired`` hourly: drops rate-limit windows and ``Idempotency-Key`` answers older than
+  a day (phones retry within minutes).
 
 Run it with ``fieldcrm worker`` (same environment as the API).
 """
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.config import Settings
 from backend.db.session import make_engine, make_sessionmaker
-from backend.lib import ratelimit
+from backend.lib import idempotency, ratelimit
 from backend.lib.clock import Clock, SystemClock
 from backend.tasks import sla
 from backend.tracking import days, partitions
@@ -78,12 +79,14 @@ class Jobs:
         )
         return len(created), len(dropped), summaries
 
-    async def purge_rate_limits(self) -> int:
-        """Remove rate-limit windows older than a day."""
+    async def purge_expired(self) -> tuple[int, int]:
+        """Remove rate-limit windows and stored idempotent answers older than a day:
+        (windows, answers)."""
+        now = self.clock.now()
         async with self.sessionmaker() as session, session.begin():
-            return await ratelimit.purge_expired(
-                session, now=self.clock.now(), older_than=timedelta(days=1)
-            )
+            windows = await ratelimit.purge_expired(session, now=now, older_than=timedelta(days=1))
+            answers = await idempotency.purge_older_than(session, now - timedelta(days=1))
+        return windows, answers
 
 
 def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
@@ -102,10 +105,10 @@ def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     async def tracking_maintenance(timestamp: int) -> Any:
         return list(await jobs.tracking_maintenance())
 
-    @app.periodic(cron="0 * * * *", periodic_id="purge_rate_limits")
-    @app.task(name="purge_rate_limits", queue="maintenance", pass_context=False)
-    async def purge_rate_limits(timestamp: int) -> Any:
-        return await jobs.purge_rate_limits()
+    @app.periodic(cron="0 * * * *", periodic_id="purge_expired")
+    @app.task(name="purge_expired", queue="maintenance", pass_context=False)
+    async def purge_expired(timestamp: int) -> Any:
+        return list(await jobs.purge_expired())
 
     return app
 

@@ -13,16 +13,18 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.accounts.models import Role, User
 from backend.audit.models import AuditEntry
 from backend.lib.clock import FrozenClock
+from backend.lib.idempotency import IdempotentRequest
 from backend.lib.tenancy import Actor
 from backend.notifications.models import Notification
 from backend.tasks.models import Task, TaskStatus
 from backend.tracking import live, partitions
 from backend.tracking.days import summarize_day
+from backend.worker import Jobs
 from tests.conftest import START, Factory, World, customer_body
 from tests.test_documents_unit import PNG
 
@@ -954,3 +956,26 @@ async def test_partitions_are_kept_ahead_and_dropped_after_retention(
     again = await partitions.maintain(session, today=today, retention_days=60)
     assert again == ([], [])
     assert partitions.partition_name(today + timedelta(days=7)) in created
+
+
+async def test_stored_idempotent_answers_are_forgotten_after_a_day(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+) -> None:
+    world = await factory.world()
+    worker = world.measurer_a
+    await start_shift(client, factory, worker)
+    await send(client, factory, worker, [fix(START - timedelta(seconds=5))], key="old-key")
+    clock.advance(timedelta(hours=23))
+    await send(client, factory, worker, [fix(clock.now())], key="new-key")
+    clock.advance(timedelta(hours=2))
+    jobs = Jobs(sessionmaker, clock)
+    _, answers = await jobs.purge_expired()
+    assert answers == 1
+    keys = await session.scalars(
+        select(IdempotentRequest.key).where(IdempotentRequest.user_id == worker.id)
+    )
+    assert keys.all() == ["new-key"]

@@ -173,3 +173,9 @@ class Interaction(Base, TenantMixin):
         Index("ix_interactions_org_kind_time", "organization_id", "kind", "occurred_at"),
         CheckConstraint("duration_s IS NULL OR duration_s >= 0", name="duration_positive"),
     )
+
+
+SITE_LAT = func.ST_Y(func.geometry(Site.location))
+"""A site's latitude, as a column expression for queries."""
+SITE_LON = func.ST_X(func.geometry(Site.location))
+"""A site's longitude, as a column expression for queries."""

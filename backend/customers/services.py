@@ -18,6 +18,8 @@ from backend.accounts.models import Role, User
 from backend.customers import schemas
 from backend.customers.geocoding import Geocoder
 from backend.customers.models import (
+    SITE_LAT,
+    SITE_LON,
     Contact,
     Customer,
     CustomerKind,
@@ -309,15 +311,11 @@ def contact_out(contact: Contact) -> schemas.ContactOut:
     )
 
 
-_LAT = func.ST_Y(func.geometry(Site.location))
-_LON = func.ST_X(func.geometry(Site.location))
-
-
 async def sites_out(
     session: AsyncSession, customer_id: uuid.UUID, site_id: uuid.UUID | None = None
 ) -> list[schemas.SiteOut]:
     """A customer's sites (or one of them) with coordinates."""
-    stmt = select(Site.id, Site.label, Site.address, _LAT, _LON, Site.access_notes).where(
+    stmt = select(Site.id, Site.label, Site.address, SITE_LAT, SITE_LON, Site.access_notes).where(
         Site.customer_id == customer_id
     )
     if site_id is not None:

@@ -29,12 +29,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Organization, Role, Skill, Team, TeamMember, User
-from backend.customers.models import Contact, Customer, CustomerKind, Site
+from backend.customers.models import SITE_LAT, SITE_LON, Contact, Customer, CustomerKind, Site
 from backend.sales.models import Deal, DealStageChange, Stage
 from backend.seed.pipeline import seed_window_pipeline
 from backend.tasks.models import Task, TaskKind, TaskStatus
@@ -284,8 +284,8 @@ async def _sites(session: AsyncSession, organization_id: uuid.UUID) -> list[_Sit
             Site.address,
             Site.access_notes,
             phone,
-            func.ST_Y(func.geometry(Site.location)),
-            func.ST_X(func.geometry(Site.location)),
+            SITE_LAT,
+            SITE_LON,
         )
         .join(Customer, Customer.id == Site.customer_id)
         .where(Site.organization_id == organization_id)

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
 from backend.audit import services as audit
-from backend.customers.models import Site
+from backend.customers.models import SITE_LAT, SITE_LON, Site
 from backend.lib.errors import Conflict, InvalidInput, NotFound
 from backend.lib.pagination import Page, keyset_asc, page_of
 from backend.lib.tenancy import Actor, scope
@@ -135,8 +135,8 @@ async def visits_between(
         .add_columns(
             Site.address,
             Site.access_notes,
-            func.ST_Y(func.geometry(Site.location)),
-            func.ST_X(func.geometry(Site.location)),
+            SITE_LAT,
+            SITE_LON,
         )
         .outerjoin(Site, Site.id == Task.site_id)
         .where(

@@ -12,18 +12,17 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.accounts.models import User
+from backend.accounts.services import get_user
 from backend.audit import services as audit
-from backend.lib.errors import NotFound
 from backend.lib.tenancy import Actor
 from backend.tracking.ingest import points_between
 from backend.tracking.models import DailySummary
-from backend.tracking.points import Point
-from geo.track import Fix, detect_stops, simplify, time_split, to_geojson_line, track_distance_m
+from backend.tracking.points import fixes_of
+from geo.track import detect_stops, simplify, time_split, to_geojson_line, track_distance_m
 
 
 def local_day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
@@ -34,28 +33,12 @@ def local_day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def fixes_of(points: list[Point]) -> list[Fix]:
-    """``geo`` fixes from stored points."""
-    return [Fix(p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.mocked) for p in points]
-
-
-async def _visible_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
-    if not actor.may_see_owner(user_id):
-        raise NotFound("User not found")
-    user = await session.scalar(
-        select(User).where(User.id == user_id, User.organization_id == actor.organization_id)
-    )
-    if user is None:
-        raise NotFound("User not found")
-    return user
-
-
 async def day_track(
     session: AsyncSession, actor: Actor, user_id: uuid.UUID, day: date, now: datetime
 ) -> dict[str, Any]:
     """GeoJSON of a worker's local day: the simplified line and its stops, with the distance
     and time split. The worker sees their own; managers and admins theirs (audited)."""
-    user = await _visible_user(session, actor, user_id)
+    user = await get_user(session, actor, user_id)
     start, end = local_day_bounds(day, user.time_zone)
     fixes = fixes_of(await points_between(session, user.id, start, end))
     stops = detect_stops(fixes)

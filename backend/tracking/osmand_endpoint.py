@@ -15,10 +15,8 @@ from typing import Any
 
 from litestar import Request, Response, route
 from litestar.datastructures import State
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.accounts.models import User
 from backend.lib.clock import Clock
 from backend.tracking import ingest, services
 from backend.tracking.osmand import OsmandError, decode
@@ -52,12 +50,10 @@ async def osmand(
         )
     except OsmandError:
         return _empty(400)
-    device = await services.device_by_identifier(db_session, report.device_id)
-    if device is None:
+    found = await services.device_by_identifier(db_session, report.device_id)
+    if found is None:
         return _empty(400)
-    user = await db_session.scalar(select(User).where(User.id == device.user_id, User.is_active))
-    if user is None:
-        return _empty(400)
+    device, time_zone = found
     battery = report.point.battery_pct if report.point else report.received_battery_pct
     await services.touch_device(db_session, device, now, battery)
     if report.point is not None and report.valid:
@@ -65,7 +61,7 @@ async def osmand(
             db_session,
             organization_id=device.organization_id,
             user_id=device.user_id,
-            time_zone=user.time_zone,
+            time_zone=time_zone,
             device_id=device.id,
             points=[(0, report.point)],
             now=now,

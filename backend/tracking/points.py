@@ -12,6 +12,8 @@ from typing import Annotated
 
 import msgspec
 
+from geo.track import Fix
+
 
 class Point(
     msgspec.Struct,
@@ -49,3 +51,8 @@ class Rejected(msgspec.Struct, frozen=True, rename="camel"):
     index: int
     field: str
     reason: str
+
+
+def fixes_of(points: list[Point]) -> list[Fix]:
+    """``geo.track`` fixes of points, for distances, stops, dwell and jumps."""
+    return [Fix(p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.mocked) for p in points]

@@ -12,13 +12,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
+from backend.accounts.services import get_user
 from backend.lib.errors import Conflict, InvalidInput, MalformedInput, NotFound
 from backend.lib.tenancy import Actor
 from backend.lib.wallclock import field_error_of
 from backend.tracking import ingest, schemas
 from backend.tracking.models import Device, Shift, ShiftSchedule, ShiftSource
 from backend.tracking.points import Point, Rejected
-from backend.tracking.schedule import parse_weekly_shifts
+from backend.tracking.schedule import dump_weekly_shifts, parse_weekly_shifts
 
 
 def _reason(exc: msgspec.ValidationError) -> tuple[str, str]:
@@ -100,21 +101,12 @@ def device_out(row: Device) -> schemas.DeviceOut:
     )
 
 
-async def _user_of_org(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
-    user = await session.scalar(
-        select(User).where(User.id == user_id, User.organization_id == actor.organization_id)
-    )
-    if user is None:
-        raise NotFound("User not found")
-    return user
-
-
 async def register_device(session: AsyncSession, actor: Actor, data: schemas.DeviceIn) -> Device:
     """Register a phone's identifier for the caller (admins: for any user of the org)."""
     owner = data.user_id or actor.user_id
     if owner != actor.user_id:
         actor.require_role(Role.ADMIN)
-        await _user_of_org(session, actor, owner)
+        await get_user(session, actor, owner)
     taken = await session.scalar(select(Device).where(Device.identifier == data.identifier))
     if taken is not None:
         raise Conflict(
@@ -156,11 +148,17 @@ async def remove_device(session: AsyncSession, actor: Actor, device_id: uuid.UUI
     await session.delete(row)
 
 
-async def device_by_identifier(session: AsyncSession, identifier: str) -> Device | None:
-    """An active device by the identifier a phone sends (any organisation)."""
-    return await session.scalar(
-        select(Device).where(Device.identifier == identifier, Device.is_active)
-    )
+async def device_by_identifier(session: AsyncSession, identifier: str) -> tuple[Device, str] | None:
+    """An active device of an active user by the identifier a phone sends (any organisation),
+    with its user's time zone."""
+    row = (
+        await session.execute(
+            select(Device, User.time_zone)
+            .join(User, User.id == Device.user_id)
+            .where(Device.identifier == identifier, Device.is_active, User.is_active)
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def touch_device(
@@ -226,8 +224,7 @@ async def list_shifts(
     session: AsyncSession, actor: Actor, user_id: uuid.UUID, start: datetime, end: datetime
 ) -> list[schemas.ShiftOut]:
     """A visible user's shifts overlapping [start, end)."""
-    if not actor.may_see_owner(user_id):
-        raise NotFound("User not found")
+    await get_user(session, actor, user_id)
     rows = await session.scalars(
         select(Shift)
         .where(
@@ -246,11 +243,8 @@ async def set_schedule(
 ) -> schemas.ScheduleOut:
     """Set a worker's weekly shifts (admins, and managers for their teams' members)."""
     actor.require_role(Role.ADMIN, Role.MANAGER)
-    if not actor.may_see_owner(user_id):
-        raise NotFound("User not found")
-    user = await _user_of_org(session, actor, user_id)
-    parsed = parse_weekly_shifts(raw)
-    stored = msgspec.to_builtins(parsed)
+    user = await get_user(session, actor, user_id)
+    stored = dump_weekly_shifts(parse_weekly_shifts(raw))
     stmt = insert(ShiftSchedule).values(
         user_id=user.id, organization_id=actor.organization_id, schedule=stored, updated_at=now
     )
@@ -266,9 +260,7 @@ async def get_schedule(
     session: AsyncSession, actor: Actor, user_id: uuid.UUID
 ) -> schemas.ScheduleOut:
     """A visible worker's weekly shifts ({} when none)."""
-    if not actor.may_see_owner(user_id):
-        raise NotFound("User not found")
-    user = await _user_of_org(session, actor, user_id)
+    user = await get_user(session, actor, user_id)
     raw = await session.scalar(
         select(ShiftSchedule.schedule).where(ShiftSchedule.user_id == user_id)
     )

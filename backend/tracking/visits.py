@@ -14,18 +14,19 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role
 from backend.audit import services as audit
-from backend.customers.models import Site
+from backend.customers.models import SITE_LAT, SITE_LON, Site
 from backend.lib.errors import Conflict, InvalidInput
 from backend.lib.tenancy import Actor
 from backend.tasks import services as tasks
 from backend.tasks.models import VISIT_KINDS, Task
 from backend.tracking.ingest import points_between
 from backend.tracking.models import CheckIn, CheckKind, CheckStatus
+from backend.tracking.points import fixes_of
 from backend.tracking.policy import MAX_SPEED_MPS, POOR_ACCURACY_M, SITE_RADIUS_M
 from geo.track import Fix, dwell, haversine_m, within_geofence
 
@@ -37,12 +38,7 @@ async def _site_point(session: AsyncSession, task: Task) -> tuple[float, float]:
     if task.site_id is None:
         raise InvalidInput.on("taskId", "the task has no site to check in at")
     lat, lon = (
-        await session.execute(
-            select(
-                func.ST_Y(func.ST_GeomFromWKB(func.ST_AsBinary(Site.location))),
-                func.ST_X(func.ST_GeomFromWKB(func.ST_AsBinary(Site.location))),
-            ).where(Site.id == task.site_id)
-        )
+        await session.execute(select(SITE_LAT, SITE_LON).where(Site.id == task.site_id))
     ).one()
     return float(lat), float(lon)
 
@@ -135,11 +131,7 @@ async def check(
             if checked_in.lat is not None and checked_in.lon is not None
             else []
         )
-        fixes += [
-            Fix(p.recorded_at, p.lat, p.lon, p.accuracy_m, p.speed_mps, p.mocked)
-            for p in points
-            if p.recorded_at > checked_in.at
-        ]
+        fixes += fixes_of([p for p in points if p.recorded_at > checked_in.at])
         fixes.append(Fix(now, lat, lon, accuracy_m, None, mocked))
         stay = dwell(fixes, site_lat, site_lon, SITE_RADIUS_M)
         dwell_s = int(stay.total_seconds())
