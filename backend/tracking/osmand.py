@@ -31,7 +31,14 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-from backend.tracking.points import Point
+from backend.tracking.points import (
+    MAX_ACCURACY_M,
+    MAX_ACTIVITY_LENGTH,
+    MAX_ALTITUDE_M,
+    MAX_SPEED_MPS,
+    MIN_ALTITUDE_M,
+    Point,
+)
 
 __all__ = ["OsmandError", "Report", "decode", "is_json_content_type"]
 
@@ -179,15 +186,8 @@ def _percent(value: float | None) -> float | None:
     return None if value is None or not 0.0 <= value <= 100.0 else value
 
 
-# The ranges of the JSON ping API (schemas.PingIn); beyond them a measure is unknown, so that
-# every Point can be stored (pings keeps these as float4, latest_positions.activity is 30 chars).
-_MAX_ACCURACY_M: Final = 100_000.0
-_MAX_SPEED_MPS: Final = 200.0
-_ALTITUDE_M: Final = (-1000.0, 20_000.0)
-_MAX_ACTIVITY: Final = 30
-
-
 def _within(value: float | None, low: float, high: float) -> float | None:
+    """The value if it lies in [low, high] (the ranges a stored Point allows), else unknown."""
     return value if value is not None and low <= value <= high else None
 
 
@@ -374,10 +374,10 @@ def _decode_kv(
             recorded_at=recorded_at,
             lat=lat,
             lon=lon,
-            accuracy_m=_within(accuracy, 0.0, _MAX_ACCURACY_M),
-            speed_mps=_within(speed_mps, 0.0, _MAX_SPEED_MPS),
+            accuracy_m=_within(accuracy, 0.0, MAX_ACCURACY_M),
+            speed_mps=_within(speed_mps, 0.0, MAX_SPEED_MPS),
             heading_deg=_heading(heading),
-            altitude_m=_within(altitude, *_ALTITUDE_M),
+            altitude_m=_within(altitude, MIN_ALTITUDE_M, MAX_ALTITUDE_M),
             battery_pct=battery,
             mocked=bool(mocked),
         )
@@ -513,7 +513,7 @@ def _decode_json(body: bytes, received_at: datetime) -> Report:
     activity_obj = location.get("activity")
     if isinstance(activity_obj, dict):
         kind = activity_obj.get("type")
-        if isinstance(kind, str) and 0 < len(kind.strip()) <= _MAX_ACTIVITY:
+        if isinstance(kind, str) and 0 < len(kind.strip()) <= MAX_ACTIVITY_LENGTH:
             activity = _clean_text(kind.strip())
 
     extras: dict[str, str | float | bool] = {}
@@ -556,10 +556,10 @@ def _decode_json(body: bytes, received_at: datetime) -> Report:
         recorded_at=recorded_at,
         lat=lat,
         lon=lon,
-        accuracy_m=_within(accuracy, 0.0, _MAX_ACCURACY_M),
-        speed_mps=_within(speed, 0.0, _MAX_SPEED_MPS),
+        accuracy_m=_within(accuracy, 0.0, MAX_ACCURACY_M),
+        speed_mps=_within(speed, 0.0, MAX_SPEED_MPS),
         heading_deg=heading,
-        altitude_m=_within(altitude, *_ALTITUDE_M),
+        altitude_m=_within(altitude, MIN_ALTITUDE_M, MAX_ALTITUDE_M),
         battery_pct=battery,
         mocked=bool(mocked),
         activity=activity,

@@ -8,11 +8,18 @@ the JSON batch API's point is this struct itself, so a batch decodes in one type
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Final
 
 import msgspec
 
 from geo.track import Fix
+
+# Ranges of a stored fix (pings keeps these as float4; activity is at most 30 characters).
+MAX_ACCURACY_M: Final = 100_000.0
+MAX_SPEED_MPS: Final = 200.0
+MIN_ALTITUDE_M: Final = -1000.0
+MAX_ALTITUDE_M: Final = 20_000.0
+MAX_ACTIVITY_LENGTH: Final = 30
 
 
 class Point(
@@ -36,13 +43,13 @@ class Point(
     recorded_at: Annotated[datetime, msgspec.Meta(tz=True)]
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
     lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
-    accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=100_000)] | None = None
-    speed_mps: Annotated[float, msgspec.Meta(ge=0, le=200)] | None = None
+    accuracy_m: Annotated[float, msgspec.Meta(ge=0, le=MAX_ACCURACY_M)] | None = None
+    speed_mps: Annotated[float, msgspec.Meta(ge=0, le=MAX_SPEED_MPS)] | None = None
     heading_deg: Annotated[float, msgspec.Meta(ge=0, le=360)] | None = None
-    altitude_m: Annotated[float, msgspec.Meta(ge=-1000, le=20_000)] | None = None
+    altitude_m: Annotated[float, msgspec.Meta(ge=MIN_ALTITUDE_M, le=MAX_ALTITUDE_M)] | None = None
     battery_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
     mocked: bool = False
-    activity: Annotated[str, msgspec.Meta(max_length=30)] | None = None
+    activity: Annotated[str, msgspec.Meta(max_length=MAX_ACTIVITY_LENGTH)] | None = None
 
 
 class Rejected(msgspec.Struct, frozen=True, rename="camel"):

@@ -11,9 +11,6 @@ import msgspec
 from backend.accounts.schemas import Input, Output
 from backend.tracking.points import Point, Rejected
 
-PingIn = Point
-"""One fix from the phone (the wire form of :class:`~backend.tracking.points.Point`)."""
-
 
 class PingBatch(msgspec.Struct, forbid_unknown_fields=True):
     """Up to 1,000 points; each is checked on its own."""
@@ -24,7 +21,7 @@ class PingBatch(msgspec.Struct, forbid_unknown_fields=True):
 class TypedPingBatch(msgspec.Struct, forbid_unknown_fields=True):
     """A batch whose every point is valid: decoded in one pass (the fast path)."""
 
-    points: list[PingIn]
+    points: list[Point]
 
 
 class PingResult(Output):
