@@ -53,6 +53,7 @@ class Settings:
     max_upload_bytes: int = 20 * 1024 * 1024
     lead_rate_per_minute: int = 10
     ping_retention_days: int = 60
+    osrm_url: str | None = None
 
     @property
     def is_development(self) -> bool:
@@ -91,6 +92,7 @@ def settings_from_env() -> Settings:
         max_upload_bytes=_int("FIELDCRM_MAX_UPLOAD_BYTES", 20 * 1024 * 1024),
         lead_rate_per_minute=_int("FIELDCRM_LEAD_RATE_PER_MINUTE", 10),
         ping_retention_days=_int("FIELDCRM_PING_RETENTION_DAYS", 60),
+        osrm_url=os.environ.get("FIELDCRM_OSRM_URL") or None,
     )
 
 

@@ -5,7 +5,8 @@
   usual urban/suburban figure), driven at a `SpeedProfile`: short trips at town speed, the part
   of a trip beyond `urban_km` at country speed, times an hour-of-day factor (rush hours).
 - `OsrmClient.table` asks an OSRM server's ``table`` service for real road distances and
-  durations; `travel_matrix` uses it when ``FIELDCRM_OSRM_URL`` is set and falls back to the
+  durations; `travel_matrix` uses it when given a server URL (the backend passes
+  ``FIELDCRM_OSRM_URL`` from its settings) and falls back to the
   estimate (with a logged warning) when the server fails.
 
 All matrices are integers (metres, seconds): the route optimiser (PyVRP) needs integers and a
@@ -15,7 +16,6 @@ metre/second is far below what matters in field work. Row i, column j is the tri
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -256,15 +256,13 @@ def travel_matrix(
     osrm_url: str | None = None,
     profile: SpeedProfile = DEFAULT_SPEED_PROFILE,
     fallback: bool = True,
-    env: Mapping[str, str] | None = None,
 ) -> Matrices:
-    """Distances and durations for `locations`: from OSRM when `osrm_url` (else
-    ``FIELDCRM_OSRM_URL``) is set, else — or when OSRM fails and `fallback` is on — the
+    """Distances and durations for `locations`: from OSRM when `osrm_url` is given (the
+    backend passes ``FIELDCRM_OSRM_URL``), else — or when OSRM fails and `fallback` is on — the
     haversine estimate of `matrix`. OSRM's durations do not depend on the hour."""
-    url = osrm_url or (os.environ if env is None else env).get("FIELDCRM_OSRM_URL")
-    if url:
+    if osrm_url:
         try:
-            with OsrmClient(url) as client:
+            with OsrmClient(osrm_url) as client:
                 return client.table(locations)
         except OsrmError as exc:
             if not fallback:

@@ -212,9 +212,9 @@ def test_osrm_down_is_an_osrm_error() -> None:
 
 
 def test_travel_matrix_uses_osrm_when_configured(osrm_url: str) -> None:
-    m = travel_matrix(line(3), env={"FIELDCRM_OSRM_URL": osrm_url})
+    m = travel_matrix(line(3), osrm_url=osrm_url)
     assert (m.duration_s == expected(3, 100)).all()
-    assert travel_matrix(line(3), env={}).duration_s[0, 1] != 100  # the estimate
+    assert travel_matrix(line(3)).duration_s[0, 1] != 100  # the estimate
 
 
 def test_travel_matrix_falls_back_or_raises(osrm_url: str) -> None:
