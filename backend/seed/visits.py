@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import msgspec
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,7 +38,7 @@ from backend.sales.models import Deal, DealStageChange, Stage
 from backend.seed.pipeline import seed_window_pipeline
 from backend.tasks.models import Task, TaskKind, TaskStatus
 from backend.tracking.models import Device, ShiftSchedule
-from backend.tracking.schedule import parse_weekly_shifts
+from backend.tracking.schedule import dump_weekly_shifts, parse_weekly_shifts
 from geo.track import haversine_m
 
 DAY_START = time(9, 0)
@@ -404,7 +403,7 @@ async def seed_field_day(
     pipeline = await seed_window_pipeline(session, organization)
     sites = await _sites(session, organization.id)
     workers = await _field_workers(session, organization.id)
-    week = msgspec.to_builtins(parse_weekly_shifts(FIELD_WEEK))
+    week = dump_weekly_shifts(parse_weekly_shifts(FIELD_WEEK))
     used: set[uuid.UUID] = set()
     deals: list[Deal] = []
     dependents: list[DealStageChange | Task | Device] = []
