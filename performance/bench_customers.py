@@ -27,28 +27,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
 import random
-import re
 import secrets
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import httpx
+from benchkit import Percentiles, Server, log, machine_meta, safe_url, start, write_json
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from tqdm import tqdm
@@ -60,7 +52,6 @@ from backend.customers import services as customer_services
 from backend.customers.models import Contact, Customer, CustomerKind, Site
 from backend.customers.services import point_wkt
 from backend.db.migrate import upgrade
-from backend.db.provision import ProvisionError, ensure_databases
 from backend.seed.demo import national_format
 from backend.seed.generate import (
     CustomerFactory,
@@ -75,16 +66,10 @@ from backend.seed.generate import (
 if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
 
-ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "fieldcrm_bench"
 GOAL_P95_MS = 20.0
 PAGE_SIZE = 20
 SEED = 42
-SERVER_START_TIMEOUT_S = 90.0
-
-
-def _log(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
 def orm_org_name(seed: int) -> str:
@@ -96,7 +81,7 @@ def orm_org_name(seed: int) -> str:
 
 
 @dataclass
-class Series:
+class Series(Percentiles):
     """Latencies (ms) of one method on one kind of query, and how many queries found rows."""
 
     method: str
@@ -107,25 +92,6 @@ class Series:
     def add(self, ms: float, rows: int) -> None:
         self.ms.append(ms)
         self.found += rows > 0
-
-    def pct(self, p: int) -> float:
-        if not self.ms:
-            return float("nan")
-        if len(self.ms) == 1:
-            return self.ms[0]
-        return statistics.quantiles(self.ms, n=100, method="inclusive")[p - 1]
-
-    @property
-    def p50(self) -> float:
-        return self.pct(50)
-
-    @property
-    def p95(self) -> float:
-        return self.pct(95)
-
-    @property
-    def p99(self) -> float:
-        return self.pct(99)
 
 
 def merged(method: str, kind: str, parts: Iterable[Series]) -> Series:
@@ -340,7 +306,7 @@ async def load(url: str, customers: int, orm_count: int, seed: int) -> LoadResul
         )
     finally:
         await conn.close()
-    _log(result.summary().splitlines()[0])
+    log(result.summary().splitlines()[0])
     orm_rate = await orm_baseline(url, orm_count, seed)
     return LoadResult(
         org_id=result.organization_id,
@@ -355,69 +321,6 @@ async def load(url: str, customers: int, orm_count: int, seed: int) -> LoadResul
 
 
 # --- the API server ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    """``fieldcrm serve`` in a subprocess, its output in a temporary log file."""
-
-    def __init__(self, url: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log: IO[bytes] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
-            prefix="fieldcrm-bench-server-", suffix=".log", delete=False
-        )
-        env = dict(os.environ)
-        env.update(
-            FIELDCRM_DATABASE_URL=url,
-            FIELDCRM_SECRET_KEY=secrets.token_urlsafe(48),
-            FIELDCRM_ENV="production",
-            FIELDCRM_LOG_JSON="true",
-            FIELDCRM_ACCESS_TOKEN_TTL="3600",  # outlives the full run
-        )
-        self.argv = [
-            sys.executable, "-m", "backend.cli", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port),
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(  # noqa: S603 - our own command line
-            self.argv, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-
-    def tail(self, lines: int = 40) -> str:
-        self.log.flush()
-        text = Path(self.log.name).read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
-
-    def wait_ready(self, client: httpx.Client) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                if client.get(f"{self.base}/ready", timeout=2.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the server was not ready in time:\n{self.tail()}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
 
 
 def login(client: httpx.Client, base: str, email: str, password: str) -> str:
@@ -486,21 +389,13 @@ async def time_sql(
     return out
 
 
-async def postgres_version(url: str) -> str:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
-
-
 async def cleanup(url: str, seed: int) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         for name in (bench_org_name(seed), orm_org_name(seed)):
             started = time.perf_counter()
             if await delete_organizations(conn, name):
-                _log(f"deleted {name!r} in {time.perf_counter() - started:.1f} s")
+                log(f"deleted {name!r} in {time.perf_counter() - started:.1f} s")
     finally:
         await conn.close()
 
@@ -620,39 +515,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminated(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks: cleanup still runs
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        url = asyncio.run(ensure_databases([DATABASE]))[DATABASE]
-    except ProvisionError as exc:
-        _log(f"no database: {exc}")
+    url = start(DATABASE)
+    if url is None:
         return 1
-    safe_url = re.sub(r"//[^@/]*@", "//***@", url)
-    _log(f"database {safe_url}; running migrations")
+    log(f"database {safe_url(url)}; running migrations")
     upgrade(url)
     server: Server | None = None
     try:
         load_result = asyncio.run(load(url, args.customers, args.orm_count, args.seed))
         queries = asyncio.run(_queries(url, load_result, args))
-        server = Server(url)
-        _log(f"starting the API on {server.base}: {' '.join(server.argv[1:])}")
+        env = {
+            "FIELDCRM_DATABASE_URL": url,
+            "FIELDCRM_SECRET_KEY": secrets.token_urlsafe(48),
+            "FIELDCRM_ENV": "production",
+            "FIELDCRM_LOG_JSON": "true",
+            "FIELDCRM_ACCESS_TOKEN_TTL": "3600",  # outlives the full run
+        }
+        server = Server(env, cli=True)
+        log(f"starting the API on {server.base}: {' '.join(server.argv[1:])}")
+        server.wait_ready()
         with httpx.Client(timeout=30.0) as client:
-            server.wait_ready(client)
             token = login(client, server.base, bench_admin_email(args.seed), bench_password())
             api_series = time_api(client, server.base, token, queries)
         server.stop()
         server = None
         sql_series = asyncio.run(time_sql(url, load_result, queries, args.naive_count))
         meta = {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(terse=True),
-            "python": platform.python_version(),
-            "postgres": asyncio.run(postgres_version(url)),
+            **machine_meta(url),
             "customers": args.customers,
             "requests_per_kind": args.requests,
             "naive_requests_per_kind": args.naive_count,
@@ -666,17 +557,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         result = report(args, load_result, api_series + sql_series, meta)
         if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
-            _log(f"wrote {args.json}")
+            write_json(args.json, result)
     finally:
         if server is not None:
             server.stop()
-        _log("cleaning up the benchmark organisations ...")
+        log("cleaning up the benchmark organisations ...")
         try:
             asyncio.run(cleanup(url, args.seed))
         except Exception as exc:  # report, but do not hide the error that got us here
-            _log(f"cleanup failed: {exc!r}; delete {bench_org_name(args.seed)!r} by hand")
+            log(f"cleanup failed: {exc!r}; delete {bench_org_name(args.seed)!r} by hand")
     return 0
 
 

@@ -77,21 +77,15 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import json
 import logging
 import math
 import os
-import platform
 import pstats
 import random
 import re
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -99,40 +93,46 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import httpx
 import msgspec
-from sqlalchemy import REAL, Boolean, DateTime, Double, Text, Uuid, event, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from benchkit import (
+    ROOT,
+    TOKEN_TTL_S,
+    Series,
+    Server,
+    StatementMeter,
+    app_secret_key,
+    copy_customers,
+    fresh_database,
+    log,
+    machine_meta,
+    progress,
+    server_env,
+    start,
+    tokens_for,
+    write_json,
+)
+from sqlalchemy import REAL, Boolean, DateTime, Double, Text, Uuid, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tqdm import tqdm
 
-from backend.accounts.security import hash_password, mint_access_token
+from backend.accounts.security import hash_password
 from backend.accounts.services import load_actor
 from backend.app import create_app
 from backend.config import Settings
-from backend.db.migrate import upgrade
-from backend.db.provision import ProvisionError, ensure_databases
 from backend.db.session import make_engine, make_sessionmaker
 from backend.seed.demo import kazan_point, random_district, random_person
-from backend.seed.generate import (
-    CONTACT_COLUMNS,
-    CUSTOMER_COLUMNS,
-    SITE_COLUMNS,
-    CustomerFactory,
-    asyncpg_dsn,
-    register_geography_codec,
-)
+from backend.seed.generate import CustomerFactory, asyncpg_dsn, register_geography_codec
 from backend.tracking import ingest, live, services
 from backend.tracking.partitions import day_of, ensure_partitions
 
 if TYPE_CHECKING:
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record]
 
-ROOT = Path(__file__).resolve().parents[1]
 DATABASE = "fieldcrm_bench_ingest"
 SEED = 42
 ORG_NAME = "Bench Ingest Field Service"
@@ -157,8 +157,6 @@ WAIT_SAMPLE_S = 0.02
 GOAL_API_VS_COPY = 0.5
 GOAL_API_POINTS_PER_S = 20_000.0
 GOAL_LIVE_MS = 10.0
-SERVER_START_TIMEOUT_S = 90.0
-TOKEN_TTL_S = 6 * 3600
 PINGS_PATH = "/api/v1/tracking/pings"
 LIVE_PATH = "/api/v1/tracking/live"
 STREAM_PATH = "/api/v1/tracking/stream"
@@ -168,84 +166,7 @@ STORE_SQL_KIND = "store: INSERT pings (+ latest position)"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _log(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def _bar(iterable: Iterable[Any], desc: str, total: int | None = None) -> tqdm[Any]:
-    return tqdm(iterable, desc=desc, total=total, file=sys.stderr, leave=False)
-
-
-# --- statistics -------------------------------------------------------------------------------
-
-
-@dataclass
-class Series:
-    """Latencies (ms) of one kind of request."""
-
-    name: str
-    ms: list[float] = field(default_factory=list)
-
-    def pct(self, p: int) -> float:
-        if not self.ms:
-            return float("nan")
-        if len(self.ms) == 1:
-            return self.ms[0]
-        return statistics.quantiles(self.ms, n=100, method="inclusive")[p - 1]
-
-    @property
-    def p50(self) -> float:
-        return self.pct(50)
-
-    @property
-    def p95(self) -> float:
-        return self.pct(95)
-
-    @property
-    def p99(self) -> float:
-        return self.pct(99)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.ms) if self.ms else float("nan")
-
-    @property
-    def max(self) -> float:
-        return max(self.ms) if self.ms else float("nan")
-
-
 # --- the database -----------------------------------------------------------------------------
-
-
-async def reset_schema(url: str) -> None:
-    """An empty public schema (the migrations build the rest)."""
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        await conn.execute("CREATE SCHEMA public")
-        for extension in ("postgis", "pg_trgm", "btree_gist"):
-            await conn.execute(f"CREATE EXTENSION IF NOT EXISTS {extension}")
-    finally:
-        await conn.close()
-
-
-async def drop_database(url: str) -> None:
-    """Drop the benchmark database (from the server's maintenance database)."""
-    parts = urlsplit(asyncpg_dsn(url))
-    maintenance = urlunsplit(parts._replace(path="/postgres"))
-    conn = await asyncpg.connect(maintenance)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-async def postgres_version(url: str) -> str:
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        return str(await conn.fetchval("SHOW server_version"))
-    finally:
-        await conn.close()
 
 
 async def empty_pings(conn: Connection) -> bool:
@@ -384,13 +305,7 @@ async def build_world(
             )
             await conn.execute(TEAM_MEMBERS_SQL, team_id, org_id, workers)
             await conn.execute(SHIFTS_SQL, org_id, anchor - SHIFT_STARTED, workers)
-            await conn.copy_records_to_table(
-                "customers", records=rows.customers, columns=CUSTOMER_COLUMNS
-            )
-            await conn.copy_records_to_table(
-                "contacts", records=rows.contacts, columns=CONTACT_COLUMNS
-            )
-            await conn.copy_records_to_table("sites", records=rows.sites, columns=SITE_COLUMNS)
+            await copy_customers(conn, rows)
             await conn.execute(
                 TASKS_SQL,
                 org_id,
@@ -429,21 +344,6 @@ async def build_world(
         in_progress_tasks=statuses.count("in_progress"),
         open_tasks=statuses.count("open"),
     )
-
-
-def tokens_for(users: list[uuid.UUID], org_id: uuid.UUID, secret_key: str) -> dict[uuid.UUID, str]:
-    now = datetime.now(UTC)
-    return {
-        u: mint_access_token(
-            user_id=u,
-            organization_id=org_id,
-            token_version=1,
-            now=now,
-            ttl_s=TOKEN_TTL_S,
-            secret_key=secret_key,
-        )
-        for u in users
-    }
 
 
 # --- the points -------------------------------------------------------------------------------
@@ -557,109 +457,6 @@ def body_of(points: list[Fix]) -> bytes:
             ]
         }
     )
-
-
-# --- the API server ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def server_env(url: str, secret_key: str, files_dir: str) -> dict[str, str]:
-    """The environment of the app, in-process and in the uvicorn subprocesses; JSON log lines
-    (as in production) so that the access log's ``duration_ms`` can be read."""
-    return {
-        "FIELDCRM_DATABASE_URL": url,
-        "FIELDCRM_SECRET_KEY": secret_key,
-        "FIELDCRM_ENV": "development",
-        "FIELDCRM_LOG_JSON": "true",
-        "FIELDCRM_FILES_DIR": files_dir,
-        "FIELDCRM_ACCESS_TOKEN_TTL": str(TOKEN_TTL_S),
-    }
-
-
-class Server:
-    """``uvicorn --factory backend.app:app_factory`` in a subprocess. Its own access log is off
-    (``--no-access-log``); fieldcrm's access lines (logger ``fieldcrm.access``, INFO, always on,
-    JSON) go to a temporary log file, read for the server's request durations and shown when
-    the server fails."""
-
-    def __init__(self, env: dict[str, str], workers: int) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.workers = workers
-        self.log: IO[bytes] = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
-            prefix="fieldcrm-bench-ingest-server-", suffix=".log", delete=False
-        )
-        self.argv = [
-            sys.executable, "-m", "uvicorn", "--factory", "backend.app:app_factory",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-            "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
-        self.proc = subprocess.Popen(  # noqa: S603 - our own command line
-            self.argv,
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def tail(self, lines: int = 40) -> str:
-        self.log.flush()
-        content = Path(self.log.name).read_text(errors="replace")
-        return "\n".join(content.splitlines()[-lines:])
-
-    def log_offset(self) -> int:
-        return Path(self.log.name).stat().st_size
-
-    def durations(self, path: str, since: int) -> Series:
-        """``duration_ms`` of the access lines of ``path`` (status 200) written after ``since``."""
-        series = Series(f"server {path}")
-        with Path(self.log.name).open("rb") as log:
-            log.seek(since)
-            for line in log:
-                if b'"fieldcrm.access"' not in line:
-                    continue
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if entry.get("path") == path and entry.get("status") == 200:
-                    series.ms.append(float(entry["duration_ms"]))
-        return series
-
-    def wait_ready(self) -> None:
-        """Until /health answers, then /ready (the database) in every worker we reach."""
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        with httpx.Client(timeout=2.0) as client:
-            for path in ("/health", "/ready"):
-                ok = 0
-                while ok < self.workers * 3:
-                    if self.proc.poll() is not None:
-                        raise RuntimeError(
-                            f"the server exited with {self.proc.returncode}:\n{self.tail()}"
-                        )
-                    try:
-                        ok += client.get(f"{self.base}{path}").status_code == 200
-                    except httpx.TransportError:
-                        time.sleep(0.2)
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"the server was not ready in time:\n{self.tail()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
-        self.log.close()
-        Path(self.log.name).unlink(missing_ok=True)
 
 
 # --- where the time goes: CPU per process group, wait events, SQL statements ------------------
@@ -815,51 +612,6 @@ def statement_kind(statement: str) -> str:
     return re.sub(r"\s+", " ", statement)[:50]
 
 
-@dataclass
-class StatementMeter:
-    """Client-side time in each kind of SQL statement on an engine (one task at a time)."""
-
-    ms: dict[str, float] = field(default_factory=dict)
-    count: Counter[str] = field(default_factory=Counter)
-    last: dict[str, tuple[str, Any]] = field(default_factory=dict)  # statement, parameters
-    watched: set[int] = field(default_factory=set)
-    _started: list[float] = field(default_factory=list)
-
-    def attach(self, engine: AsyncEngine) -> None:
-        @event.listens_for(engine.sync_engine, "before_cursor_execute")
-        def _before(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            self.last[statement_kind(statement)] = (statement, parameters)
-            self._started.append(time.perf_counter())
-
-        @event.listens_for(engine.sync_engine, "after_cursor_execute")
-        def _after(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            kind = statement_kind(statement)
-            self.count[kind] += 1
-            if self._started:
-                elapsed = (time.perf_counter() - self._started.pop()) * 1000
-                self.ms[kind] = self.ms.get(kind, 0.0) + elapsed
-
-    def logged(self, record: Any) -> None:
-        """asyncpg query logger: statements sent on the raw connection, past SQLAlchemy."""
-        kind = statement_kind(record.query)
-        self.last[kind] = (record.query, record.args)
-        self.count[kind] += 1
-        self.ms[kind] = self.ms.get(kind, 0.0) + record.elapsed * 1000
-
-    async def watch(self, session: AsyncSession) -> Any:
-        """Log the statements of the session's asyncpg connection too; returns it."""
-        raw = (await (await session.connection()).get_raw_connection()).driver_connection
-        if raw is not None and id(raw) not in self.watched:
-            raw.add_query_logger(self.logged)
-            self.watched.add(id(raw))
-        return raw
-
-    def take(self) -> tuple[dict[str, float], Counter[str]]:
-        out = (self.ms, self.count)
-        self.ms, self.count = {}, Counter()
-        return out
-
-
 # --- 1a. COPY ---------------------------------------------------------------------------------
 
 
@@ -942,7 +694,7 @@ def api_payloads(world: World, plan: list[tuple[int, int]]) -> list[tuple[uuid.U
     """(worker, JSON body, points) of each batch, encoded before the timing."""
     return [
         (world.workers[w], body_of(batch_fixes(world, w, rnd)), BATCH)
-        for w, rnd in _bar(plan, "(b) encoding the batches")
+        for w, rnd in progress(plan, "(b) encoding the batches")
     ]
 
 
@@ -1176,7 +928,7 @@ async def run_breakdown(settings: Settings, world: World, batches: int, profile:
     then as many through the in-process ASGI app (guard, DI, transaction, JSON answer). The
     first BREAKDOWN_WARMUP of each are not recorded."""
     engine = make_engine(settings)
-    meter = StatementMeter()
+    meter = StatementMeter(statement_kind)
     meter.attach(engine)
     sessionmaker: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
     result = Breakdown.empty(batches)
@@ -1184,7 +936,7 @@ async def run_breakdown(settings: Settings, world: World, batches: int, profile:
     sql_count: Counter[str] = Counter()
     total = batches + BREAKDOWN_WARMUP
     try:
-        for k, (user, body) in enumerate(_bar(breakdown_batches(world, total, 1), "ingest")):
+        for k, (user, body) in enumerate(progress(breakdown_batches(world, total, 1), "ingest")):
             keep = k >= BREAKDOWN_WARMUP
             out = result if keep else Breakdown.empty(0)
             wall, cpu = time.perf_counter(), time.process_time()
@@ -1239,14 +991,14 @@ async def run_breakdown(settings: Settings, world: World, batches: int, profile:
                     raise RuntimeError(f"ASGI batch: {answer.status_code} {answer.text[:300]}")
 
             asgi_batches = breakdown_batches(world, total, 2)
-            for k, (user, body) in enumerate(_bar(asgi_batches, "ingest via ASGI")):
+            for k, (user, body) in enumerate(progress(asgi_batches, "ingest via ASGI")):
                 wall, cpu = time.perf_counter(), time.process_time()
                 await post(user, body)
                 if k >= BREAKDOWN_WARMUP:
                     result.asgi.add(wall, cpu)
             if profile:
                 profiler = cProfile.Profile()
-                for user, body in _bar(breakdown_batches(world, batches, 3), "profiling"):
+                for user, body in progress(breakdown_batches(world, batches, 3), "profiling"):
                     profiler.enable()
                     await post(user, body)
                     profiler.disable()
@@ -1364,7 +1116,7 @@ async def _explain(
     the audit entry); nothing when it was not seen."""
     statement, parameters = meter.last.get(TEAM_SQL_KIND, ("", None))
     if not statement or not isinstance(parameters, tuple | list):
-        _log("live: the team's statement was not seen; no EXPLAIN ANALYZE")
+        log("live: the team's statement was not seen; no EXPLAIN ANALYZE")
         return
     async with sessionmaker() as session:
         await session.begin()
@@ -1376,13 +1128,13 @@ async def _explain(
                 if found:
                     out.ms.append(float(found.group(1)))
         except asyncpg.PostgresError as exc:
-            _log(f"live: EXPLAIN ANALYZE failed: {exc!r}")
+            log(f"live: EXPLAIN ANALYZE failed: {exc!r}")
         await session.rollback()
 
 
 async def run_live_in_process(settings: Settings, world: World, runs: int) -> LiveResult:
     engine = make_engine(settings)
-    meter = StatementMeter()
+    meter = StatementMeter(statement_kind)
     meter.attach(engine)
     sessionmaker = make_sessionmaker(engine)
     server, decoded = Series("live_json()"), Series("live()")
@@ -1392,7 +1144,7 @@ async def run_live_in_process(settings: Settings, world: World, runs: int) -> Li
     try:
         async with sessionmaker() as session:
             actor = await load_actor(session, world.manager_id, world.org_id, 1)
-        for i in _bar(range(LIVE_WARMUP + runs), "live_json(), 2,000 workers, in-process"):
+        for i in progress(range(LIVE_WARMUP + runs), "live_json(), 2,000 workers, in-process"):
             async with sessionmaker() as session:
                 await session.begin()
                 await meter.watch(session)
@@ -1412,7 +1164,7 @@ async def run_live_in_process(settings: Settings, world: World, runs: int) -> Li
                 commit.ms.append(commit_ms)
                 for kind, value in statements.items():
                     sql.setdefault(kind, Series(kind)).ms.append(value)
-        for i in _bar(range(LIVE_WARMUP + runs), "live(), decoded, in-process"):
+        for i in progress(range(LIVE_WARMUP + runs), "live(), decoded, in-process"):
             async with sessionmaker() as session, session.begin():
                 started = time.perf_counter()
                 await live.live(session, actor, datetime.now(UTC), world.team_id)
@@ -1452,7 +1204,7 @@ async def run_live_http(
     headers = {"Authorization": f"Bearer {token}"}
     params = {"team": str(world.team_id)}
     async with httpx.AsyncClient(base_url=server.base, timeout=60.0) as client:
-        for i in _bar(range(LIVE_WARMUP + runs), "GET /live, 2,000 workers, uvicorn"):
+        for i in progress(range(LIVE_WARMUP + runs), "GET /live, 2,000 workers, uvicorn"):
             started = time.perf_counter()
             answer = await client.get(LIVE_PATH, params=params, headers=headers)
             ms = (time.perf_counter() - started) * 1000
@@ -1561,7 +1313,7 @@ async def run_sse(
             interval = 1.0 / SSE_RATE_PER_S
             began = time.perf_counter()
             pending = []
-            for k in _bar(range(posts), f"live stream: {subscribers} subscribers, posting"):
+            for k in progress(range(posts), f"live stream: {subscribers} subscribers, posting"):
                 delay = began + k * interval - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -1884,113 +1636,86 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _terminated(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds through the finally blocks: cleanup still runs
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per request
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        url = asyncio.run(ensure_databases([DATABASE]))[DATABASE]
-    except ProvisionError as exc:
-        _log(f"no database: {exc}")
+    url = start(DATABASE)
+    if url is None:
         return 1
-    _log(f"database {re.sub(r'//[^@/]*@', '//***@', url)}: fresh schema, running migrations")
-    secret_key = os.environ.get("FIELDCRM_SECRET_KEY", "")
-    if len(secret_key) < 32:
-        secret_key = secrets.token_urlsafe(48)
-    files_dir = tempfile.mkdtemp(prefix="fieldcrm-bench-ingest-files-")
-    env = server_env(url, secret_key, files_dir)
-    settings = Settings(
-        database_url=url,
-        secret_key=secret_key,
-        env="development",
-        cookie_secure=False,
-        log_json=True,
-        files_dir=files_dir,
-        access_token_ttl_s=TOKEN_TTL_S,
-    )
-    server: Server | None = None
-    try:
-        asyncio.run(reset_schema(url))
-        upgrade(url)
-        plan = batch_plan(args.points)
-        rounds = math.ceil(len(plan) / WORKERS)
-        anchor = datetime.now(UTC).replace(microsecond=0)
-        started = time.perf_counter()
-        world = asyncio.run(
-            build_world(url, args.seed, hash_password(secrets.token_urlsafe(16)), anchor, rounds)
+    secret_key = app_secret_key()
+    with fresh_database(url, keep=args.keep) as files_dir:
+        # JSON log lines (as in production): the access log's duration_ms is read
+        env = server_env(url, secret_key, files_dir, log_json=True)
+        settings = Settings(
+            database_url=url,
+            secret_key=secret_key,
+            env="development",
+            cookie_secure=False,
+            log_json=True,
+            files_dir=files_dir,
+            access_token_ttl_s=TOKEN_TTL_S,
         )
-        _log(
-            f"{WORKERS:,} workers, {world.in_progress_tasks:,} visits in progress,"
-            f" {world.open_tasks:,} open: built in {time.perf_counter() - started:.1f} s"
-        )
-        copy = asyncio.run(run_copy(url, world, plan))
-        _log(f"(a) COPY: {copy.per_s:,.0f} points/s")
-
-        tokens = tokens_for([world.admin_id, world.manager_id, *world.workers], world.org_id,
-                            secret_key)  # fmt: skip
-        payloads = api_payloads(world, plan)
-        server = Server(env, workers=SERVER_WORKERS)
-        _log(f"starting {' '.join(server.argv[2:])}")
-        server.wait_ready()
-        api = asyncio.run(run_api(url, server, world, tokens, payloads, args.clients))
-        del payloads
-        _log(f"(b) API: {api.per_s:,.0f} points/s; rows {api.rows:,}, accepted {api.accepted:,}")
-        if not api.consistent:
-            _log(f"MISMATCH: {api.points:,} points posted, {api.accepted:,} accepted,"
-                 f" {api.rows:,} rows")  # fmt: skip
-        breakdown = asyncio.run(
-            run_breakdown(
-                settings, world, BREAKDOWN_BATCHES // (2 if args.quick else 1), args.profile
+        server: Server | None = None
+        try:
+            plan = batch_plan(args.points)
+            rounds = math.ceil(len(plan) / WORKERS)
+            anchor = datetime.now(UTC).replace(microsecond=0)
+            started = time.perf_counter()
+            password_hash = hash_password(secrets.token_urlsafe(16))
+            world = asyncio.run(build_world(url, args.seed, password_hash, anchor, rounds))
+            log(
+                f"{WORKERS:,} workers, {world.in_progress_tasks:,} visits in progress,"
+                f" {world.open_tasks:,} open: built in {time.perf_counter() - started:.1f} s"
             )
-        )
-        orm = asyncio.run(run_orm(settings, world, batch_plan(args.orm_points)))
-        _log(f"(c) ORM: {orm.per_s:,.0f} points/s")
+            copy = asyncio.run(run_copy(url, world, plan))
+            log(f"(a) COPY: {copy.per_s:,.0f} points/s")
 
-        live_result = asyncio.run(run_live_in_process(settings, world, args.live_runs))
-        token = tokens[world.manager_id]
-        asyncio.run(run_live_http(server, world, token, live_result, args.live_runs))
-        sse = asyncio.run(run_sse(server, world, tokens, args.subscribers, args.sse_posts))
-        server.stop()
-        server = None
-        meta = {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(terse=True),
-            "python": platform.python_version(),
-            "postgres": asyncio.run(postgres_version(url)),
-            "points": args.points,
-            "orm_points": args.orm_points,
-            "batch_points": BATCH,
-            "workers": WORKERS,
-            "api_clients": args.clients,
-            "server": f"uvicorn --factory backend.app:app_factory --workers {SERVER_WORKERS},"
-            " FIELDCRM_ENV=development, FIELDCRM_LOG_JSON=true",
-            "quick": args.quick,
-            "seed": args.seed,
-            "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        result = report(copy, api, orm, breakdown, live_result, sse, world, meta)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
-            _log(f"wrote {args.json}")
-    finally:
-        if server is not None:
+            users = [world.admin_id, world.manager_id, *world.workers]
+            tokens = tokens_for(users, world.org_id, secret_key)
+            payloads = api_payloads(world, plan)
+            server = Server(env, workers=SERVER_WORKERS)
+            log(f"starting {' '.join(server.argv[2:])}")
+            server.wait_ready()
+            api = asyncio.run(run_api(url, server, world, tokens, payloads, args.clients))
+            del payloads
+            log(f"(b) API: {api.per_s:,.0f} points/s; rows {api.rows:,}, accepted {api.accepted:,}")
+            if not api.consistent:
+                log(
+                    f"MISMATCH: {api.points:,} points posted, {api.accepted:,} accepted,"
+                    f" {api.rows:,} rows"
+                )
+            breakdown = asyncio.run(
+                run_breakdown(
+                    settings, world, BREAKDOWN_BATCHES // (2 if args.quick else 1), args.profile
+                )
+            )
+            orm = asyncio.run(run_orm(settings, world, batch_plan(args.orm_points)))
+            log(f"(c) ORM: {orm.per_s:,.0f} points/s")
+
+            live_result = asyncio.run(run_live_in_process(settings, world, args.live_runs))
+            token = tokens[world.manager_id]
+            asyncio.run(run_live_http(server, world, token, live_result, args.live_runs))
+            sse = asyncio.run(run_sse(server, world, tokens, args.subscribers, args.sse_posts))
             server.stop()
-        for path in sorted(Path(files_dir).rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-        Path(files_dir).rmdir()
-        if args.keep:
-            _log(f"kept the database {DATABASE}")
-        else:
-            try:
-                asyncio.run(drop_database(url))
-                _log(f"dropped the database {DATABASE}")
-            except Exception as exc:  # report, but do not hide the error that got us here
-                _log(f"could not drop {DATABASE}: {exc!r}; drop it by hand")
+            server = None
+            meta = {
+                **machine_meta(url),
+                "points": args.points,
+                "orm_points": args.orm_points,
+                "batch_points": BATCH,
+                "workers": WORKERS,
+                "api_clients": args.clients,
+                "server": f"uvicorn --factory backend.app:app_factory --workers {SERVER_WORKERS},"
+                " FIELDCRM_ENV=development, FIELDCRM_LOG_JSON=true",
+                "quick": args.quick,
+                "seed": args.seed,
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            result = report(copy, api, orm, breakdown, live_result, sse, world, meta)
+            if args.json:
+                write_json(args.json, result)
+        finally:
+            if server is not None:
+                server.stop()
     return 0
 
 
