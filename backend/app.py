@@ -42,6 +42,7 @@ from backend.lib.clock import Clock, SystemClock
 from backend.lib.errors import EXCEPTION_HANDLERS, AppError, Unauthenticated
 from backend.lib.logging import configure_logging, request_id_middleware
 from backend.notifications import controllers as notifications_api
+from backend.routing import controllers as routing_api
 from backend.sales import config_controllers as sales_config_api
 from backend.sales import controllers as sales_api
 from backend.sales.lead_pages import LeadPages
@@ -115,6 +116,7 @@ def create_app(
             *tasks_api.CONTROLLERS,
             *notifications_api.CONTROLLERS,
             *tracking_api.CONTROLLERS,
+            *routing_api.CONTROLLERS,
             osmand,
             LoginPages,
             CustomerPages,

@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -76,6 +77,10 @@ class User(Base, TenantMixin):
     skills: Mapped[list[str]] = mapped_column(ARRAY(String(32)), nullable=False, default=list)
     phone: Mapped[str | None] = mapped_column(String(20))
     time_zone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
+    # Where a field worker's day starts and ends (home or depot); routes start at the first
+    # visit when unset.
+    base_lat: Mapped[float | None] = mapped_column(Float)
+    base_lon: Mapped[float | None] = mapped_column(Float)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     # Bumped on password change and deactivation: every token issued before is void.
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
@@ -84,6 +89,11 @@ class User(Base, TenantMixin):
         Index("uq_users_email_lower", func.lower(email), unique=True),
         CheckConstraint(
             "skills <@ ARRAY['measurer','installer','salesperson']::varchar[]", name="known_skills"
+        ),
+        CheckConstraint(
+            "(base_lat IS NULL) = (base_lon IS NULL) AND base_lat BETWEEN -90 AND 90"
+            " AND base_lon BETWEEN -180 AND 180",
+            name="base_in_range",
         ),
     )
 

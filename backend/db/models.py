@@ -9,6 +9,7 @@ from backend.documents.models import Attachment, Document, DocumentTemplate
 from backend.lib.idempotency import IdempotentRequest
 from backend.lib.ratelimit import RateLimitWindow
 from backend.notifications.models import Notification, OutboxMessage
+from backend.routing.models import DispatchPlan, EtaChange, RoutePlan
 from backend.sales.models import (
     Automation,
     Deal,
@@ -42,8 +43,10 @@ __all__ = [
     "Deal",
     "DealStageChange",
     "Device",
+    "DispatchPlan",
     "Document",
     "DocumentTemplate",
+    "EtaChange",
     "IdempotentRequest",
     "Interaction",
     "LatestPosition",
@@ -53,6 +56,7 @@ __all__ = [
     "OutboxMessage",
     "Pipeline",
     "RateLimitWindow",
+    "RoutePlan",
     "Shift",
     "ShiftSchedule",
     "Site",

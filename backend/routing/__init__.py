@@ -1,0 +1,1 @@
+"""Day routes of field workers, team dispatch and re-planning (calls ``geo``)."""
