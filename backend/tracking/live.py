@@ -8,16 +8,23 @@ covered them (``mydata``) without each look storing thousands of ids.
 
 Status of a worker, in this order: ``off_shift`` (no shift in progress), ``offline`` (nothing
 heard for 10 minutes), ``on_site`` (a task in progress and within its site's radius),
-``driving`` (speed ≥ 2 m/s), else ``idle``. One SQL statement answers for the whole team and
-writes the audit entries; it runs on the session's asyncpg connection directly and the GeoJSON is
-encoded by msgspec (for thousands of workers the ORM's row handling and PostgreSQL's
-``json_build_object`` each cost more than the query itself).
+``driving`` (speed ≥ 2 m/s), else ``idle``.
+
+How it stays fast for thousands of workers (``livecache`` keeps the parts per process): the
+slow-changing part — workers, names, shifts, current and next tasks, teams — is a ``roster``
+kept with the fingerprint of the rows it was read from; positions are kept with theirs. One
+statement per request recomputes both fingerprints in PostgreSQL, sends the positions (and each
+one's distance to the site of the current task) only when theirs changed, and writes the audit
+entry when the kept roster still holds (else the roster is read again and the entry written
+after it). So the answer is always that of the committed data, whichever process changed it;
+each worker's JSON is encoded once per change, and the status follows the clock at each request.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -27,154 +34,172 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.accounts.models import Role
 from backend.lib.errors import NotFound
 from backend.lib.tenancy import Actor
-from backend.tracking.policy import SITE_RADIUS_M
-
-OFFLINE_AFTER = timedelta(minutes=10)
-DRIVING_MPS = 2.0
-# The next task is the first open visit planned from 12 hours ago to two weeks ahead.
-NEXT_FROM = timedelta(hours=12)
-NEXT_UNTIL = timedelta(days=14)
-
-_LIVE_SQL = """
-WITH who AS (
-    SELECT u.id, u.full_name FROM users u
-    WHERE u.organization_id = $1 AND u.is_active AND u.role = 'field'
-      AND ($2::boolean OR u.id = ANY($3::uuid[]))
-), cur AS (
-    SELECT DISTINCT ON (t.assignee_id) t.assignee_id, t.id, t.title, t.site_id
-    FROM tasks t
-    WHERE t.organization_id = $1 AND t.status = 'in_progress'
-    ORDER BY t.assignee_id, t.started_at DESC NULLS LAST
-), nxt AS (
-    SELECT DISTINCT ON (t.assignee_id) t.assignee_id, t.id, t.title,
-           coalesce(t.window_start, t.due_at) AS starts
-    FROM tasks t
-    WHERE t.organization_id = $1 AND t.status = 'open'
-      AND t.kind IN ('measurement', 'installation', 'visit')
-      AND coalesce(t.window_start, t.due_at) BETWEEN $6::timestamptz AND $7::timestamptz
-    ORDER BY t.assignee_id, coalesce(t.window_start, t.due_at)
-), rows AS (
-    SELECT w.id, w.full_name, lp.recorded_at, round(lp.lat::numeric, 6)::float8 AS lat,
-           round(lp.lon::numeric, 6)::float8 AS lon, lp.accuracy_m, lp.speed_mps,
-           lp.heading_deg, lp.battery_pct, lp.mocked, cur.id AS current_id,
-           cur.title AS current_title, nxt.id AS next_id, nxt.title AS next_title,
-           nxt.starts AS next_starts,
-           CASE
-             WHEN s.user_id IS NULL THEN 'off_shift'
-             WHEN lp.recorded_at IS NULL OR lp.recorded_at < $5::timestamptz THEN 'offline'
-             WHEN cur.id IS NOT NULL AND ST_Distance(si.location, lp.location)
-                  <= $8::float8 + least(coalesce(lp.accuracy_m, 0), $8::float8) THEN 'on_site'
-             WHEN coalesce(lp.speed_mps, 0) >= $9::float8 THEN 'driving'
-             ELSE 'idle'
-           END AS status
-    FROM who w
-    LEFT JOIN shifts s ON s.user_id = w.id AND s.ended_at IS NULL
-    LEFT JOIN latest_positions lp ON lp.user_id = w.id
-    LEFT JOIN cur ON cur.assignee_id = w.id
-    LEFT JOIN sites si ON si.id = cur.site_id
-    LEFT JOIN nxt ON nxt.assignee_id = w.id
-), seen AS (
-    SELECT count(*) AS n FROM rows WHERE id <> $4::uuid
-), scope AS (
-    SELECT $10::uuid AS id, 'team' AS kind WHERE $10::uuid IS NOT NULL
-    UNION ALL
-    SELECT $1::uuid, 'organization' WHERE $10::uuid IS NULL AND $11::boolean
-    UNION ALL
-    SELECT t.id, 'team' FROM teams t
-    WHERE $10::uuid IS NULL AND NOT $11::boolean AND t.organization_id = $1 AND t.lead_id = $4
-), audit AS (
-    INSERT INTO audit_log (organization_id, entity, entity_id, action, actor_id, at, changes)
-    SELECT $1, 'location', scope.id, 'viewed_live', $4, $12::timestamptz,
-           jsonb_build_object('scope', scope.kind, 'workers', seen.n)
-    FROM scope, seen WHERE seen.n > 0
+from backend.tracking import roster as rosters
+from backend.tracking.livecache import (
+    CACHE,
+    Entry,
+    LiveCache,
+    Positions,
+    View,
+    features,
 )
-SELECT id, full_name, recorded_at, lat, lon, accuracy_m, speed_mps, heading_deg, battery_pct,
-       mocked, current_id, current_title, next_id, next_title, next_starts, status
-FROM rows ORDER BY full_name, id
+from backend.tracking.roster import Roster, Window, Worker
+
+_AUDIT_SQL = """
+INSERT INTO audit_log (organization_id, entity, entity_id, action, actor_id, at, changes)
+SELECT :org, 'location', s.id, 'viewed_live', :actor, :now,
+       jsonb_build_object('scope', s.kind, 'workers', CAST(:workers AS integer))
+FROM unnest(CAST(:scope_ids AS uuid[]), CAST(:scope_kinds AS text[])) AS s(id, kind)
 """
+_AUDIT = text(_AUDIT_SQL)
 
-_ENCODER = msgspec.json.Encoder()
+# The fingerprints; the positions when theirs (or the current tasks' sites) changed; the audit
+# entry when the roster the caller looked with still holds. Uncorrelated subqueries make the
+# gate a one-time filter: unchanged positions are not even scanned.
+_CHECK = text(f"""
+WITH fp AS MATERIALIZED (
+    SELECT ({rosters.FINGERPRINT_SQL}) AS roster,
+           (SELECT coalesce(bit_xor(hashtidextended(lp.ctid, lp.xmin::text::bigint * 8)), 0)
+            FROM latest_positions lp WHERE lp.organization_id = :org) AS positions
+), audit AS (
+    {_AUDIT_SQL}, fp
+    WHERE CAST(:workers AS integer) > 0 AND fp.roster = CAST(:roster AS bigint)
+), gate AS (
+    SELECT fp.positions IS DISTINCT FROM CAST(:positions AS bigint)
+           OR fp.roster IS DISTINCT FROM CAST(:sites AS bigint) AS wanted
+    FROM fp
+), here AS (
+    SELECT cur.assignee_id, si.location
+    FROM ({rosters.CURRENT_SQL}) cur JOIN sites si ON si.id = cur.site_id
+), pos AS (
+    SELECT array_agg(lp.user_id) AS ids, array_agg(lp.recorded_at) AS at,
+           array_agg(lp.lat) AS lat, array_agg(lp.lon) AS lon,
+           array_agg(lp.accuracy_m) AS accuracy, array_agg(lp.speed_mps) AS speed,
+           array_agg(lp.heading_deg) AS heading, array_agg(lp.battery_pct) AS battery,
+           array_agg(lp.mocked) AS mocked,
+           array_agg(ST_Distance(here.location, lp.location)) AS site_m
+    FROM latest_positions lp LEFT JOIN here ON here.assignee_id = lp.user_id
+    WHERE lp.organization_id = :org AND (SELECT wanted FROM gate)
+
+)
+SELECT fp.roster, fp.positions, gate.wanted, pos.* FROM fp, gate, pos
+""")
 
 
-async def _team_members(session: AsyncSession, actor: Actor, team_id: uuid.UUID) -> list[uuid.UUID]:
-    rows = await session.execute(
-        text(
-            "SELECT m.user_id, t.lead_id FROM teams t JOIN team_members m ON m.team_id = t.id"
-            " WHERE t.id = :team AND t.organization_id = :org"
-        ),
-        {"team": team_id, "org": actor.organization_id},
-    )
-    found = rows.all()
-    if not found:
-        exists = await session.scalar(
-            text("SELECT count(*) FROM teams WHERE id = :team AND organization_id = :org"),
-            {"team": team_id, "org": actor.organization_id},
-        )
-        if not exists:
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What one look shows and how it is audited."""
+
+    workers: tuple[Worker, ...]
+    scope_ids: list[uuid.UUID]
+    scope_kinds: list[str]
+    seen: int  # workers shown other than the caller
+
+
+def _look(roster: Roster, actor: Actor, team_id: uuid.UUID | None) -> _Look:
+    """The workers ``actor`` may see (of ``team_id``, or all visible) and the audit's scope."""
+    scope: list[tuple[uuid.UUID, str]]
+    if team_id is not None:
+        team = roster.teams.get(team_id)
+        if team is None:
             raise NotFound("Team not found")
-        return []
-    lead = found[0][1]
-    if actor.role is not Role.ADMIN and lead != actor.user_id:
-        raise NotFound("Team not found")
-    return [r[0] for r in found]
+        # An empty team shows nothing to anyone: only a team with members is guarded.
+        if team.members and actor.role is not Role.ADMIN and team.lead_id != actor.user_id:
+            raise NotFound("Team not found")
+        ids: frozenset[uuid.UUID] | None = team.members
+        scope = [(team_id, "team")]
+    elif actor.role is Role.ADMIN:
+        ids = None
+        scope = [(actor.organization_id, "organization")]
+    else:
+        ids = actor.visible_owner_ids() or frozenset({actor.user_id})
+        scope = [(t, "team") for t, team in roster.teams.items() if team.lead_id == actor.user_id]
+    workers = roster.workers if ids is None else tuple(w for w in roster.workers if w.id in ids)
+    return _Look(
+        workers=workers,
+        scope_ids=[s[0] for s in scope],
+        scope_kinds=[s[1] for s in scope],
+        seen=sum(w.id != actor.user_id for w in workers),
+    )
+
+
+def _kept_look(entry: Entry, roster: Roster, actor: Actor, team_id: uuid.UUID | None) -> _Look:
+    """``_look``, computed once per roster and caller."""
+    key = (team_id, actor.user_id, actor.role, actor.team_member_ids)
+    found = entry.looks.get(key)
+    if found is not None and found[0] is roster:
+        look: _Look = found[1]
+        return look
+    look = _look(roster, actor, team_id)
+    entry.keep(entry.looks, key, (roster, look))
+    return look
 
 
 async def live_json(
-    session: AsyncSession, actor: Actor, now: datetime, team_id: uuid.UUID | None
+    session: AsyncSession,
+    actor: Actor,
+    now: datetime,
+    team_id: uuid.UUID | None,
+    cache: LiveCache | None = None,
 ) -> bytes:
     """The GeoJSON FeatureCollection of the visible workers (with or without a position), as
-    JSON; the look at other people's positions is audited in the same statement."""
-    if team_id is not None:
-        ids: list[uuid.UUID] | None = await _team_members(session, actor, team_id)
-    elif actor.role is Role.ADMIN:
-        ids = None
-    else:
-        ids = sorted(actor.visible_owner_ids() or {actor.user_id})
-    if team_id is None:  # (with a team, _team_members has run a statement already)
-        # The driver connection below bypasses SQLAlchemy, which begins its transaction lazily
-        # on its first statement: make sure it has, so that the audit entry commits (or rolls
-        # back) with the request.
-        await session.execute(text("SELECT 1"))
-    connection = await (await session.connection()).get_raw_connection()
-    rows = await connection.driver_connection.fetch(  # type: ignore[union-attr]
-        _LIVE_SQL,
-        actor.organization_id,
-        ids is None,
-        ids or [],
-        actor.user_id,
-        now - OFFLINE_AFTER,
-        now - NEXT_FROM,
-        now + NEXT_UNTIL,
-        SITE_RADIUS_M,
-        DRIVING_MPS,
-        team_id,
-        actor.role is Role.ADMIN,
-        now,
-    )
-    features = [
-        {
-            "type": "Feature",
-            "id": r[0],
-            "geometry": None if r[3] is None else {"type": "Point", "coordinates": (r[4], r[3])},
-            "properties": {
-                "userId": r[0],
-                "name": r[1],
-                "status": r[15],
-                "lastSeen": r[2],
-                "accuracy": r[5],
-                "speed": r[6],
-                "heading": r[7],
-                "battery": r[8],
-                "mocked": r[9],
-                "currentTask": None if r[10] is None else {"id": r[10], "title": r[11]},
-                "nextTask": None
-                if r[12] is None
-                else {"id": r[12], "title": r[13], "startsAt": r[14]},
+    JSON; the look at other people's positions is audited in the caller's transaction.
+    ``cache`` is this process's (tests pass their own to play several processes)."""
+    entry = (cache or CACHE).entry(actor.organization_id)
+    kept = entry.roster if entry.roster is not None and entry.roster.answers_for(now) else None
+    window = kept.window if kept is not None else Window.at(now)
+    guess: _Look | None = None
+    if kept is not None:
+        try:
+            guess = _kept_look(entry, kept, actor, team_id)
+        except NotFound:
+            guess = None  # decided below, once the roster is known to hold
+    positions = entry.positions
+    row = (
+        await session.execute(
+            _CHECK,
+            {
+                "org": actor.organization_id,
+                "low": window.low,
+                "high": window.high,
+                "actor": actor.user_id,
+                "now": now,
+                "workers": guess.seen if guess is not None else 0,
+                "scope_ids": guess.scope_ids if guess is not None else [],
+                "scope_kinds": guess.scope_kinds if guess is not None else [],
+                "roster": kept.fingerprint if kept is not None else None,
+                "positions": positions.fingerprint if positions is not None else None,
+                "sites": positions.sites if positions is not None else None,
             },
-        }
-        for r in rows
-    ]
-    return _ENCODER.encode({"type": "FeatureCollection", "features": features, "generatedAt": now})
+        )
+    ).one()
+    if kept is None or kept.fingerprint != row.roster:
+        kept = await rosters.build(session, actor.organization_id, row.roster, window, now)
+        entry.roster = kept
+        guess = None
+    look = guess if guess is not None else _kept_look(entry, kept, actor, team_id)
+    if guess is None and look.seen > 0:
+        await session.execute(
+            _AUDIT,
+            {
+                "org": actor.organization_id,
+                "actor": actor.user_id,
+                "now": now,
+                "workers": look.seen,
+                "scope_ids": look.scope_ids,
+                "scope_kinds": look.scope_kinds,
+            },
+        )
+    if row.wanted or positions is None:
+        positions = Positions.read(row, previous=positions, sites=row.roster)
+        entry.positions = positions
+    key = (team_id, actor.user_id, actor.role, actor.team_member_ids)
+    view = entry.views.get(key)
+    if view is None or not view.shows(kept, positions, now):
+        body, valid_until = features(look.workers, positions, now)
+        view = View(kept, positions, now, valid_until, body)
+        entry.keep(entry.views, key, view)
+    return view.collection(now)
 
 
 async def live(
