@@ -109,9 +109,13 @@ class FcmSender:
             {"projectId": project_id, "httpTimeout": config.timeout},
             name=self.app_name,
         )
-        self._session = _install_messaging_service(
-            self._app, _fcm_endpoint(config.fcm_url, project_id), config.connect_retries
-        )
+        try:
+            self._session = _install_messaging_service(
+                self._app, _fcm_endpoint(config.fcm_url, project_id), config.connect_retries
+            )
+        except Exception:
+            firebase_admin.delete_app(self._app)
+            raise
         self._google_credential = self._app.credential.get_credential()
         self._refresh_lock = threading.Lock()
 
