@@ -9,6 +9,10 @@ Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
   than ``FIELDCRM_PING_RETENTION_DAYS`` (60) dropped, yesterday's daily summaries computed.
 - ``purge_expired`` hourly: drops rate-limit windows and ``Idempotency-Key`` answers older than
   a day (phones retry within minutes).
+- ``refresh_routes`` every 2 minutes: today's routes of workers with open visits are re-planned
+  from their positions and progress (each ETA that moved by 5 minutes or more is recorded as an
+  ``eta_changes`` row) and days whose visits changed are re-optimised
+  (``backend.routing.services``).
 
 Run it with ``fieldcrm worker`` (same environment as the API).
 """
@@ -27,6 +31,7 @@ from backend.config import Settings
 from backend.db.session import make_engine, make_sessionmaker
 from backend.lib import idempotency, ratelimit
 from backend.lib.clock import Clock, SystemClock
+from backend.routing import services as routing
 from backend.tasks import sla
 from backend.tracking import days, partitions
 
@@ -49,10 +54,12 @@ class Jobs:
         sessionmaker: async_sessionmaker[AsyncSession],
         clock: Clock,
         retention_days: int = 60,
+        osrm_url: str | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.retention_days = retention_days
+        self.osrm_url = osrm_url
 
     async def sla_scan(self) -> tuple[int, int]:
         """One SLA pass in one transaction: (overdue notices, escalations)."""
@@ -88,6 +95,33 @@ class Jobs:
             answers = await idempotency.purge_older_than(session, now - timedelta(days=1))
         return windows, answers
 
+    async def refresh_routes(self) -> tuple[int, int, int]:
+        """Re-plan today's routes (one transaction per worker): (routes, ETA changes recorded,
+        days re-optimised)."""
+        now = self.clock.now()
+        async with self.sessionmaker() as session:
+            workers = await routing.workers_with_visits(
+                session, now - timedelta(hours=14), now + timedelta(hours=14)
+            )
+        changes = solved = 0
+        for organization_id, user_id, time_zone in workers:
+            day = routing.today_in(time_zone, now)
+            async with self.sessionmaker() as session, session.begin():
+                view, moved = await routing.replan(session, organization_id, user_id, day, now)
+            changes += len(moved)
+            if view.stale:
+                solved += await routing.reoptimise(
+                    self.sessionmaker, organization_id, user_id, day, now, osrm_url=self.osrm_url
+                )
+        if changes or solved:
+            log.info(
+                "routes: %d re-planned, %d ETA changes, %d re-optimised",
+                len(workers),
+                changes,
+                solved,
+            )
+        return len(workers), changes, solved
+
 
 def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     """A procrastinate app on the organisation database with our periodic jobs."""
@@ -110,13 +144,22 @@ def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     async def purge_expired(timestamp: int) -> Any:
         return list(await jobs.purge_expired())
 
+    @app.periodic(cron="*/2 * * * *", periodic_id="refresh_routes")
+    @app.task(
+        name="refresh_routes", queue="routing", queueing_lock="refresh_routes", pass_context=False
+    )
+    async def refresh_routes(timestamp: int) -> Any:
+        return list(await jobs.refresh_routes())
+
     return app
 
 
 async def run_worker(settings: Settings, *, concurrency: int = 2) -> None:
     """Run the worker until interrupted."""
     engine = make_engine(settings)
-    jobs = Jobs(make_sessionmaker(engine), SystemClock(), settings.ping_retention_days)
+    jobs = Jobs(
+        make_sessionmaker(engine), SystemClock(), settings.ping_retention_days, settings.osrm_url
+    )
     async with jobs.sessionmaker() as session, session.begin():
         # Partitions for today exist before the first ping, even on a fresh database.
         await partitions.maintain(

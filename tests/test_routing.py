@@ -9,13 +9,15 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.accounts.models import User
 from backend.notifications.models import Notification
 from backend.routing import services
+from backend.routing.assign import best_worker
 from backend.routing.models import EtaChange
-from backend.tasks.models import Task
+from backend.tasks.models import Task, TaskKind
+from backend.worker import Jobs
 from geo.track import haversine_m
 from tests.conftest import Factory, World, customer_body
 from tests.test_tracking import fix, send, start_shift
@@ -74,7 +76,7 @@ async def visit(
     }
     if assignee is not None:
         body["assigneeId"] = str(assignee.id)
-    made = await client.post("/api/v1/tasks", json=body, headers=factory.auth(world.manager_a))
+    made = await client.post("/api/v1/tasks", json=body, headers=factory.auth(world.admin))
     assert made.status_code == 201, made.text
     task_id: str = made.json()["id"]
     return task_id
@@ -536,3 +538,104 @@ async def test_dispatch_input_is_validated(client: httpx.AsyncClient, factory: F
         headers=factory.auth(world.measurer_a),
     )
     assert worker.status_code == 403
+
+
+async def test_the_worker_job_replans_todays_routes_and_records_moved_etas(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    world = await factory.world()
+    today = date(2026, 11, 24)
+    clock = factory.clock
+    task = await visit(
+        client,
+        factory,
+        world,
+        lon=49.10,
+        starts=local(today, 12, 10),
+        ends=local(today, 18),
+        assignee=world.measurer_a,
+    )
+    await visit(
+        client,
+        factory,
+        world,
+        lon=49.12,
+        starts=local(TOMORROW, 10),
+        ends=local(TOMORROW, 12),
+        assignee=world.installer_a,
+    )
+    await start_shift(client, factory, world.measurer_a)
+    sent = await send(client, factory, world.measurer_a, [fix(clock.now(), LAT, 49.00)])
+    assert sent.status_code == 200, sent.text
+    jobs = Jobs(sessionmaker, clock)
+
+    # Only today's route with open visits: the measurer's; optimised and published.
+    assert await jobs.refresh_routes() == (1, 0, 1)
+    assert (await route(client, factory, world.measurer_a, today))["optimised"] is True
+    assert await jobs.refresh_routes() == (1, 0, 0)  # nothing changed
+
+    # Half an hour later, still at the same place: the visit's ETA moved by 30 minutes.
+    clock.advance(timedelta(minutes=30))
+    sent = await send(client, factory, world.measurer_a, [fix(clock.now(), LAT, 49.00)])
+    assert sent.status_code == 200, sent.text
+    assert await jobs.refresh_routes() == (1, 1, 0)
+    change = await session.scalar(select(EtaChange).where(EtaChange.task_id == uuid.UUID(task)))
+    assert change is not None
+    assert change.user_id == world.measurer_a.id
+    assert change.delta_s == 30 * 60
+    assert change.new_eta - change.previous_eta == timedelta(minutes=30)
+
+
+async def test_a_new_visit_goes_to_the_worker_whose_day_it_fits_with_least_driving(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    world = await factory.world()
+    await set_base(session, world.installer_a, LAT, 49.00)
+    await set_base(session, world.installer_b, LAT, 49.30)
+    _, site_id = await site(client, factory, world, 49.28)
+    installers = [world.installer_a.id, world.installer_b.id]
+
+    async def pick(window: tuple[datetime, datetime] | None) -> uuid.UUID | None:
+        return await best_worker(
+            session,
+            world.org.id,
+            installers,
+            site_id=uuid.UUID(site_id),
+            kind=TaskKind.INSTALLATION,
+            window=window,
+            time_zone="Europe/Moscow",
+            now=factory.clock.now(),
+        )
+
+    morning = (local(TOMORROW, 10), local(TOMORROW, 12))
+    assert await pick(morning) == world.installer_b.id  # next door to their base
+    # Installer B's morning is taken far away: the visit cannot start by 12:00 there.
+    await visit(
+        client,
+        factory,
+        world,
+        lon=48.80,
+        kind="installation",
+        starts=local(TOMORROW, 8),
+        ends=local(TOMORROW, 9),
+        assignee=world.installer_b,
+    )
+    assert await pick(morning) == world.installer_a.id
+    # Without a window: the first day someone can take it, least driving first.
+    assert await pick(None) == world.installer_b.id
+    assert (
+        await best_worker(
+            session,
+            world.org.id,
+            installers,
+            site_id=None,
+            kind=TaskKind.INSTALLATION,
+            window=morning,
+            time_zone="Europe/Moscow",
+            now=factory.clock.now(),
+        )
+        is None
+    )

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -225,7 +225,7 @@ async def workers_with_visits(
     session: AsyncSession, start: datetime, end: datetime
 ) -> list[tuple[uuid.UUID, uuid.UUID, str]]:
     """(organisation, user, time zone) of every field worker with an open or started visit
-    planned in ``[start, end)``."""
+    planned (window start, else due time) in ``[start, end)``."""
     rows = await session.execute(
         select(User.organization_id, User.id, User.time_zone)
         .where(
@@ -236,8 +236,8 @@ async def workers_with_visits(
                 Task.assignee_id == User.id,
                 Task.kind.in_(VISIT_KINDS),
                 Task.status.in_((TaskStatus.OPEN, TaskStatus.IN_PROGRESS)),
-                Task.window_start >= start,
-                Task.window_start < end,
+                func.coalesce(Task.window_start, Task.due_at) >= start,
+                func.coalesce(Task.window_start, Task.due_at) < end,
             )
             .exists(),
         )

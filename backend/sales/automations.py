@@ -7,7 +7,8 @@ Each automation row has an ``action`` and a JSON ``config``, checked here when s
     {"kind": "call", "title": "Call {{ customer.name }} back", "description": "...",
      "assignee": {"rule": "owner"}                      # the deal's owner
               | {"rule": "user", "userId": "..."}       # one person
-              | {"rule": "skill", "skill": "installer", "pick": "fewest_open" | "round_robin"}
+              | {"rule": "skill", "skill": "installer",
+                 "pick": "route" | "fewest_open" | "round_robin"}
               | {"rule": "role", "role": "manager", "pick": "round_robin" | "fewest_open"},
      "due": {"from": "entered" | "scheduledStart" | "scheduledEnd",
              "offsetMinutes": 15, "businessHours": false},
@@ -53,9 +54,10 @@ from backend.db.counters import next_value_committed
 from backend.documents.storage import FileStorage
 from backend.lib.errors import FieldError, InvalidInput
 from backend.notifications.services import notify
+from backend.routing.assign import best_worker
 from backend.sales.models import Automation, AutomationAction, Deal, Stage
 from backend.tasks.deadlines import due_at, load_business_hours
-from backend.tasks.models import ACTIVE_STATUSES, Task, TaskKind
+from backend.tasks.models import ACTIVE_STATUSES, VISIT_KINDS, Task, TaskKind
 
 TemplateText = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
@@ -76,7 +78,9 @@ class UserRule(_Config, frozen=True, tag="user", tag_field="rule"):
 
 class SkillRule(_Config, frozen=True, tag="skill", tag_field="rule"):
     skill: Skill
-    pick: Literal["fewest_open", "round_robin"] = "fewest_open"
+    # "route": the worker whose day takes the visit at least extra driving
+    # (``backend.routing.assign``), else the fewest open tasks.
+    pick: Literal["route", "fewest_open", "round_robin"] = "fewest_open"
 
 
 class RoleRule(_Config, frozen=True, tag="role", tag_field="rule"):
@@ -304,8 +308,10 @@ async def pick_assignee(
     automation_id: uuid.UUID,
     rule: AssigneeRule,
     kind: TaskKind,
+    window: tuple[datetime, datetime] | None = None,
 ) -> uuid.UUID | None:
-    """Who gets the task under ``rule``; None when nobody qualifies."""
+    """Who gets the task under ``rule``; None when nobody qualifies. ``window`` is the visit's
+    time window (for picking by route)."""
     org_id = entry.organization.id
     if isinstance(rule, OwnerRule):
         return entry.deal.owner_id
@@ -317,7 +323,20 @@ async def pick_assignee(
     users = await _eligible(session, org_id, rule)
     if not users:
         return None
-    if rule.pick == "fewest_open":
+    if isinstance(rule, SkillRule) and rule.pick == "route" and kind in VISIT_KINDS:
+        chosen = await best_worker(
+            session,
+            org_id,
+            users,
+            site_id=entry.deal.site_id,
+            kind=kind,
+            window=window,
+            time_zone=entry.organization.time_zone,
+            now=entry.now,
+        )
+        if chosen is not None:
+            return chosen
+    if rule.pick in ("fewest_open", "route"):
         return await _fewest_open(session, org_id, users, kind)
     position = await next_value_committed(
         session, org_id, f"automation:{automation_id}:round_robin"
@@ -358,7 +377,10 @@ async def _create_task(
         window_start = deal.scheduled_start
         window_end = deal.scheduled_end or window_start + timedelta(minutes=config.duration_minutes)
     context = entry.context | {"due": _local(due, entry.organization.time_zone)}
-    assignee = await pick_assignee(session, entry, automation.id, config.assignee, config.kind)
+    window = None if window_start is None or window_end is None else (window_start, window_end)
+    assignee = await pick_assignee(
+        session, entry, automation.id, config.assignee, config.kind, window
+    )
     task = Task(
         id=uuid.uuid4(),
         organization_id=deal.organization_id,

@@ -391,6 +391,14 @@ class DemoUser:
         return f"{self.key}@windows.example"
 
 
+# Where each field worker's day starts and ends (routes): measurers from home, installers from
+# the warehouse on Tech Street (Tekhnicheskaya) where the windows are loaded.
+WAREHOUSE = (55.7697, 49.2158)
+DEMO_BASES: dict[str, tuple[float, float]] = {
+    "igor": (55.8304, 49.0661),
+    "marat": (55.7447, 49.1839),
+}
+
 TEAM_A = "Команда Анны"
 TEAM_B = "Команда Дмитрия"
 TEAM_LEADS = {TEAM_A: "anna", TEAM_B: "dmitry"}
@@ -744,6 +752,9 @@ async def _create_people(
         if not is_valid_phone(demo_user.phone):
             raise AssertionError(f"demo phone {demo_user.phone} is not valid")
         ids[demo_user.key] = uuid.uuid4()
+        base = DEMO_BASES.get(demo_user.key)
+        if base is None and Skill.INSTALLER in demo_user.skills:
+            base = WAREHOUSE
         session.add(
             User(
                 id=ids[demo_user.key],
@@ -755,6 +766,8 @@ async def _create_people(
                 skills=sorted(s.value for s in demo_user.skills),
                 phone=demo_user.phone,
                 time_zone=DEMO_TIME_ZONE,
+                base_lat=base[0] if base else None,
+                base_lon=base[1] if base else None,
                 is_active=True,
                 token_version=1,
             )
