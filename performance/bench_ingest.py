@@ -160,7 +160,7 @@ GOAL_LIVE_MS = 10.0
 PINGS_PATH = "/api/v1/tracking/pings"
 LIVE_PATH = "/api/v1/tracking/live"
 STREAM_PATH = "/api/v1/tracking/stream"
-TEAM_SQL_KIND = "live: the team's SQL"
+TEAM_SQL_KIND = "live: check (fingerprints, positions, audit)"
 OTHER_CPU = "other programs (and backends missed)"
 STORE_SQL_KIND = "store: INSERT pings (+ latest position)"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -590,7 +590,10 @@ async def sample_waits(url: str, stop: asyncio.Event, out: Counter[str], cpu: Cp
 STATEMENT_KINDS = (
     ("JOIN organizations", "auth: load the user (guard)"),
     ("FROM teams t JOIN team_members", "live: team members"),
-    ("LEFT JOIN latest_positions lp", TEAM_SQL_KIND),
+    ("WITH fp AS MATERIALIZED", TEAM_SQL_KIND),
+    ("ORDER BY u.full_name, u.id", "live: roster read: workers"),
+    ("array_remove(array_agg(m.user_id)", "live: roster read: teams"),
+    ("ORDER BY t.assignee_id, starts, t.id", "live: roster read: next visits"),
     ("INSERT INTO audit", "live: audit record"),
     ("FROM shifts", "shift mask: shifts"),
     ("FROM shift_schedules", "shift mask: weekly schedule"),
@@ -1097,7 +1100,7 @@ class LiveResult:
     decoded: Series  # live(): live_json() + msgspec decode (stream snapshot, team board)
     sql: dict[str, Series]  # per statement kind, ms per call (client side: incl. transfer)
     python: Series  # live_json() minus its SQL statements
-    explain: Series  # EXPLAIN ANALYZE of the team's SQL: execution inside PostgreSQL
+    explain: Series  # EXPLAIN ANALYZE of the check statement: execution inside PostgreSQL
     commit: Series
     http: Series  # client round trip through uvicorn
     http_server: Series  # the server's access log
@@ -1112,11 +1115,11 @@ class LiveResult:
 async def _explain(
     sessionmaker: async_sessionmaker[AsyncSession], meter: StatementMeter, out: Series
 ) -> None:
-    """EXPLAIN ANALYZE of the team's statement as live sent it (rolled back: it also writes
+    """EXPLAIN ANALYZE of the check statement as live sent it (rolled back: it also writes
     the audit entry); nothing when it was not seen."""
     statement, parameters = meter.last.get(TEAM_SQL_KIND, ("", None))
     if not statement or not isinstance(parameters, tuple | list):
-        log("live: the team's statement was not seen; no EXPLAIN ANALYZE")
+        log("live: the check statement was not seen; no EXPLAIN ANALYZE")
         return
     async with sessionmaker() as session:
         await session.begin()

@@ -59,7 +59,7 @@ _AUDIT = text(_AUDIT_SQL)
 _CHECK = text(f"""
 WITH fp AS MATERIALIZED (
     SELECT ({rosters.FINGERPRINT_SQL}) AS roster,
-           (SELECT coalesce(bit_xor(hashtidextended(lp.ctid, lp.xmin::text::bigint * 8)), 0)
+           (SELECT coalesce(bit_xor({rosters.version_sql("lp", 0)}), 0)
             FROM latest_positions lp WHERE lp.organization_id = :org) AS positions
 ), audit AS (
     {_AUDIT_SQL}, fp
