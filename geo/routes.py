@@ -109,17 +109,9 @@ def best_insertion(
             continue
         if visit.pinned_worker is not None and visit.pinned_worker != worker.id:
             continue
-        base = time_route(
-            worker.id,
-            day,
-            start=worker.start,
-            depart_s=worker.shift[0],
-            end=worker.end,
-            matrices=matrices,
-        )
-        for position in range(len(day) + 1):
-            order = [*day[:position], visit, *day[position:]]
-            route = time_route(
+
+        def timed(order: Sequence[Visit], worker: Worker = worker) -> RoutePlan:
+            return time_route(
                 worker.id,
                 order,
                 start=worker.start,
@@ -127,6 +119,10 @@ def best_insertion(
                 end=worker.end,
                 matrices=matrices,
             )
+
+        base = timed(day)
+        for position in range(len(day) + 1):
+            route = timed([*day[:position], visit, *day[position:]])
             if not _keeps_rules(route, base, visit.id, worker):
                 continue
             added = route.distance_m - base.distance_m

@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import User
@@ -139,6 +140,40 @@ def _working_window(raw: dict[str, object] | None, tz: str, day: date) -> tuple[
     )
 
 
+PLANNED = func.coalesce(Task.window_start, Task.due_at)
+_VISIT_COLUMNS = (
+    Task.id,
+    Task.kind,
+    Task.title,
+    Task.status,
+    Customer.name,
+    Site.address,
+    SITE_LAT,
+    SITE_LON,
+    Task.window_start,
+    Task.window_end,
+    Task.due_at,
+    Task.started_at,
+    Task.completed_at,
+    Task.deal_id,
+)
+
+
+def visit_select(*extra: Any) -> Select[Any]:
+    """SELECT of what a `DayVisit` needs (then ``extra`` columns) from tasks with their site
+    and customer; `visit_of` turns a row into the visit."""
+    return (
+        select(*_VISIT_COLUMNS, *extra)
+        .outerjoin(Site, Site.id == Task.site_id)
+        .outerjoin(Customer, Customer.id == Task.customer_id)
+    )
+
+
+def visit_of(row: Sequence[Any]) -> DayVisit:
+    """The `DayVisit` of a `visit_select` row."""
+    return DayVisit(*row[: len(_VISIT_COLUMNS)])
+
+
 async def load_visits(
     session: AsyncSession,
     organization_id: uuid.UUID,
@@ -149,40 +184,21 @@ async def load_visits(
     """The visit tasks (not cancelled) planned on local ``day`` (zone ``day_tz``) for each of
     ``user_ids``, in planned order."""
     start, end = local_bounds(day, day_tz)
-    planned = func.coalesce(Task.window_start, Task.due_at)
     rows = await session.execute(
-        select(
-            Task.id,
-            Task.assignee_id,
-            Task.kind,
-            Task.title,
-            Task.status,
-            Customer.name,
-            Site.address,
-            SITE_LAT,
-            SITE_LON,
-            Task.window_start,
-            Task.window_end,
-            Task.due_at,
-            Task.started_at,
-            Task.completed_at,
-            Task.deal_id,
-        )
-        .outerjoin(Site, Site.id == Task.site_id)
-        .outerjoin(Customer, Customer.id == Task.customer_id)
+        visit_select(Task.assignee_id)
         .where(
             Task.organization_id == organization_id,
             Task.assignee_id.in_(user_ids),
             Task.kind.in_(VISIT_KINDS),
             Task.status != TaskStatus.CANCELLED,
-            planned >= start,
-            planned < end,
+            PLANNED >= start,
+            PLANNED < end,
         )
-        .order_by(planned, Task.id)
+        .order_by(PLANNED, Task.id)
     )
     found: dict[uuid.UUID, list[DayVisit]] = {u: [] for u in user_ids}
     for r in rows.all():
-        found[r[1]].append(DayVisit(r[0], *r[2:]))
+        found[r[-1]].append(visit_of(r))
     return found
 
 

@@ -25,16 +25,23 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Organization, Role, Team, TeamMember, User
 from backend.audit.services import record
-from backend.customers.models import SITE_LAT, SITE_LON, Customer, Site
 from backend.lib.errors import Conflict, NotFound
 from backend.lib.tenancy import Actor
 from backend.routing import schemas
-from backend.routing.day import DayVisit, load_visits, local_bounds, worker_day
+from backend.routing.day import (
+    PLANNED,
+    DayVisit,
+    load_visits,
+    local_bounds,
+    visit_of,
+    visit_select,
+    worker_day,
+)
 from backend.routing.models import DispatchPlan
 from backend.routing.plans import SKILL_OF_KIND
 from backend.sales.models import Deal
@@ -93,40 +100,21 @@ async def _team(session: AsyncSession, actor: Actor, team_id: uuid.UUID) -> Team
 async def _candidates(
     session: AsyncSession, organization_id: uuid.UUID, start: datetime, end: datetime
 ) -> list[Candidate]:
-    planned = func.coalesce(Task.window_start, Task.due_at)
     rows = await session.execute(
-        select(
-            Task.id,
-            Task.kind,
-            Task.title,
-            Task.status,
-            Customer.name,
-            Site.address,
-            SITE_LAT,
-            SITE_LON,
-            Task.window_start,
-            Task.window_end,
-            Task.due_at,
-            Task.started_at,
-            Task.completed_at,
-            Task.deal_id,
-            Task.priority,
-            Deal.amount,
-        )
-        .join(Site, Site.id == Task.site_id)
-        .outerjoin(Customer, Customer.id == Task.customer_id)
+        visit_select(Task.priority, Deal.amount)
         .outerjoin(Deal, Deal.id == Task.deal_id)
         .where(
             Task.organization_id == organization_id,
             Task.assignee_id.is_(None),
             Task.status == TaskStatus.OPEN,
             Task.kind.in_(VISIT_KINDS),
-            or_(planned.is_(None), (planned >= start) & (planned < end)),
+            Task.site_id.is_not(None),
+            or_(PLANNED.is_(None), (PLANNED >= start) & (PLANNED < end)),
         )
-        .order_by(planned.nulls_last(), Task.id)
+        .order_by(PLANNED.nulls_last(), Task.id)
         .limit(MAX_CANDIDATES)
     )
-    return [Candidate(DayVisit(*r[:14]), r[14], r[15]) for r in rows.all()]
+    return [Candidate(visit_of(r), r[-2], r[-1]) for r in rows.all()]
 
 
 def _geo_window(v: DayVisit, origin: datetime) -> tuple[int, int] | None:
