@@ -206,7 +206,7 @@ async def test_round6_is_postgresql_rounding(session: AsyncSession) -> None:
         {"values": values},
     )
     expected = [r[0] for r in rows.all()]
-    got = [round6(v) for v in values]
+    got = round6(values)
     mismatches = [(v, g, e) for v, g, e in zip(values, got, expected, strict=True) if g != e]
     assert not mismatches[:5]
     assert [msgspec.json.encode(g) for g in got] == [msgspec.json.encode(e) for e in expected]

@@ -8,7 +8,6 @@ part that follows the clock.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -18,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 
 import msgspec
+import numpy as np
 
 from backend.tracking.policy import SITE_RADIUS_M
 from backend.tracking.roster import Roster, Worker
@@ -42,15 +42,18 @@ _OFF_SHIFT, _OFFLINE, _ON_SITE, _DRIVING, _IDLE = (
 )
 
 
-def round6(value: float) -> float:
-    """``round(value::numeric, 6)::float8`` as PostgreSQL computes it (the value to 15
-    significant digits, then half away from zero). Python's ``round`` rounds the exact binary
-    value half to even: the same but next to a tie, which takes PostgreSQL's way."""
-    scaled = value * 1e6
-    if abs(scaled - math.floor(scaled) - 0.5) > 1e-5:
-        return round(value, 6) + 0.0  # + 0.0: PostgreSQL's numeric has no -0
-    exact = Decimal(f"{value:.15g}").quantize(_MICRO, rounding=ROUND_HALF_UP)
-    return float(exact) + 0.0
+def round6(values: list[float]) -> list[float]:
+    """``round(v::numeric, 6)::float8`` of each value as PostgreSQL computes it (the value to
+    15 significant digits, then half away from zero). Away from a tie at the 7th decimal that
+    is the nearest integer to v·10⁶ (v·10⁶ errs by < 10⁻⁷ here) divided by 10⁶ (the division is
+    correctly rounded); next to one, it is done PostgreSQL's way."""
+    scaled = np.asarray(values, dtype=np.float64) * 1e6
+    rounded = np.rint(scaled) / 1e6 + 0.0  # + 0.0: PostgreSQL's numeric has no -0
+    out: list[float] = rounded.tolist()
+    for i in np.flatnonzero(np.abs(scaled - np.floor(scaled) - 0.5) <= 1e-5).tolist():
+        exact = Decimal(f"{values[i]:.15g}").quantize(_MICRO, rounding=ROUND_HALF_UP)
+        out[i] = float(exact) + 0.0
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,30 +69,48 @@ class Fix:
     geometry: bytes
     properties: bytes
 
-    @classmethod
-    def of(cls, raw: tuple[Any, ...]) -> Fix:
-        """(user, recorded_at, lat, lon, accuracy, speed, heading, battery, mocked, site_m)"""
-        _, at, lat, lon, accuracy, speed, heading, battery, mocked, site_m = raw
-        point = _ENCODER.encode((round6(lon), round6(lat)))
-        properties = _ENCODER.encode(
-            {
-                "lastSeen": at,
-                "accuracy": accuracy,
-                "speed": speed,
-                "heading": heading,
-                "battery": battery,
-                "mocked": mocked,
-            }
+
+def _encode(raws: list[tuple[Any, ...]]) -> list[Fix]:
+    """The fixes of rows (user, recorded_at, lat, lon, accuracy, speed, heading, battery,
+    mocked, site_m), their JSON from one encoding of them all."""
+    lats = round6([r[2] for r in raws])
+    lons = round6([r[3] for r in raws])
+    values = [
+        (lon, lat, r[1], r[4], r[5], r[6], r[7], r[8])
+        for r, lat, lon in zip(raws, lats, lons, strict=True)
+    ]
+    # [[lon,lat,"time",accuracy,speed,heading,battery,mocked],...]: no value holds "," or "]"
+    texts = _ENCODER.encode(values)[2:-2].split(b"],[")
+    fixes = []
+    for raw, text in zip(raws, texts, strict=True):
+        lon, lat, at, accuracy, speed, heading, battery, mocked = text.split(b",")
+        fixes.append(
+            Fix(
+                raw=raw,
+                recorded_at=raw[1],
+                accuracy=raw[4],
+                speed=raw[5],
+                site_m=raw[9],
+                geometry=b'{"type":"Point","coordinates":[' + lon + b"," + lat + b"]}",
+                properties=b"".join(
+                    (
+                        b'","lastSeen":',
+                        at,
+                        b',"accuracy":',
+                        accuracy,
+                        b',"speed":',
+                        speed,
+                        b',"heading":',
+                        heading,
+                        b',"battery":',
+                        battery,
+                        b',"mocked":',
+                        mocked,
+                    )
+                ),
+            )
         )
-        return cls(
-            raw=raw,
-            recorded_at=at,
-            accuracy=accuracy,
-            speed=speed,
-            site_m=site_m,
-            geometry=b'{"type":"Point","coordinates":' + point + b"}",
-            properties=b'",' + properties[1:-1],
-        )
+    return fixes
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +127,18 @@ class Positions:
         """From the check statement's arrays; a fix that did not change keeps its JSON."""
         old = previous.by_user if previous is not None else {}
         by_user: dict[uuid.UUID, Fix] = {}
+        changed: list[tuple[Any, ...]] = []
         if row.ids is not None:
             columns = (row.at, row.lat, row.lon, row.accuracy, row.speed, row.heading, row.battery)
             for raw in zip(row.ids, *columns, row.mocked, row.site_m, strict=True):
                 fix = old.get(raw[0])
-                by_user[raw[0]] = fix if fix is not None and fix.raw == raw else Fix.of(raw)
+                if fix is not None and fix.raw == raw:
+                    by_user[raw[0]] = fix
+                else:
+                    changed.append(raw)
+        if changed:
+            for fix in _encode(changed):
+                by_user[fix.raw[0]] = fix
         return cls(row.positions, sites, by_user)
 
 
