@@ -29,7 +29,7 @@ help:
 	@echo "make demo     set everything up, migrate, load demo data, serve on http://$(HOST):$(PORT)"
 	@echo "make test     ruff, ruff format --check, mypy, pytest (PYTEST_ARGS=... to pass options)"
 	@echo "make lint     ruff, ruff format --check, mypy"
-	@echo "make bench    quick benchmarks: customer search, pipeline, ingest (own databases), routing"
+	@echo "make bench    quick benchmarks: customers, pipeline, ingest, day route (own databases), routing"
 	@echo "make migrate  apply migrations to database fieldcrm"
 	@echo "make seed     load demo data into database fieldcrm"
 	@echo "make simulate drive the demo team through today's visits on the running demo server"
@@ -61,7 +61,8 @@ bench: bootstrap
 		"$(UV) run python performance/bench_customers.py --quick" \
 		"$(UV) run python performance/bench_pipeline.py --quick" \
 		"$(UV) run python performance/bench_ingest.py --quick" \
-		"$(UV) run --group bench python performance/bench_routing.py --quick"
+		"$(UV) run --group bench python performance/bench_routing.py --quick" \
+		"$(UV) run python performance/bench_route.py --quick"
 
 migrate: bootstrap
 	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- "$(UV) run fieldcrm migrate"
