@@ -162,7 +162,7 @@ LIVE_PATH = "/api/v1/tracking/live"
 STREAM_PATH = "/api/v1/tracking/stream"
 TEAM_SQL_KIND = "live: check (fingerprints, positions, audit)"
 OTHER_CPU = "other programs (and backends missed)"
-STORE_SQL_KIND = "store: INSERT pings (+ latest position)"
+STORE_SQL_KIND = "store: shift check, INSERT pings, latest, notify, hints"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -588,7 +588,9 @@ async def sample_waits(url: str, stop: asyncio.Event, out: Counter[str], cpu: Cp
 
 
 STATEMENT_KINDS = (
+    ("WITH ready AS MATERIALIZED", STORE_SQL_KIND),
     ("JOIN organizations", "auth: load the user (guard)"),
+    ("SELECT time_zone FROM users", "auth: the caller (services.pinger)"),
     ("FROM teams t JOIN team_members", "live: team members"),
     ("WITH fp AS MATERIALIZED", TEAM_SQL_KIND),
     ("ORDER BY u.full_name, u.id", "live: roster read: workers"),
@@ -827,7 +829,7 @@ class Breakdown:
     batches: int
     parse: Step  # services.parse_batch: the JSON body to Points
     policy: Step  # ingest.policy_filter on the parsed points
-    auth: Step  # load_actor in its own session, as the guard does
+    auth: Step  # services.pinger: the endpoint's own authentication, in its transaction
     ingest: Step  # services.ingest_batch (parse + store, all SQL)
     commit: Step
     asgi: Step  # the whole request through the in-process ASGI app (no uvicorn), client incl.
@@ -938,6 +940,7 @@ async def run_breakdown(settings: Settings, world: World, batches: int, profile:
     sql_ms: dict[str, float] = {}
     sql_count: Counter[str] = Counter()
     total = batches + BREAKDOWN_WARMUP
+    tokens = tokens_for(world.workers, world.org_id, settings.secret_key)
     try:
         for k, (user, body) in enumerate(progress(breakdown_batches(world, total, 1), "ingest")):
             keep = k >= BREAKDOWN_WARMUP
@@ -950,12 +953,13 @@ async def run_breakdown(settings: Settings, world: World, batches: int, profile:
             ingest.policy_filter(points, datetime.now(UTC))
             out.policy.add(wall, cpu)
             meter.take()
-            wall, cpu = time.perf_counter(), time.process_time()
-            async with sessionmaker() as session:
-                actor = await load_actor(session, user, world.org_id, 1)
-            out.auth.add(wall, cpu)
             async with sessionmaker() as session:
                 await session.begin()
+                # The endpoint authenticates its caller itself, in the request's transaction.
+                wall, cpu = time.perf_counter(), time.process_time()
+                header = f"Bearer {tokens[user]}"
+                actor = await services.pinger(session, header, settings, datetime.now(UTC))
+                out.auth.add(wall, cpu)
                 wall, cpu = time.perf_counter(), time.process_time()
                 answer = await services.ingest_batch(session, actor, body, datetime.now(UTC))
                 out.ingest.add(wall, cpu)
@@ -979,7 +983,6 @@ async def run_breakdown(settings: Settings, world: World, batches: int, profile:
     try:
         app = create_app(settings, sessionmaker=make_sessionmaker(engine))
         logging.getLogger("fieldcrm.access").setLevel(logging.WARNING)  # no line per request
-        tokens = tokens_for(world.workers, world.org_id, settings.secret_key)
         # Litestar's __call__ is typed with its own scope types, narrower than httpx's.
         transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
@@ -1453,7 +1456,7 @@ def report(
     lines += [
         f"  One {BATCH}-point batch in-process, sequential, mean of {b.batches}: wall ms,"
         " CPU ms of this process",
-        step("auth guard: load_actor in its own session", b.auth),
+        step("auth: services.pinger (in the transaction)", b.auth),
         step("parse_batch: the JSON body to Points", b.parse),
         step("policy_filter (inside store)", b.policy),
         step("ingest_batch: parse + store() incl. its SQL", b.ingest),

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from backend.accounts.models import Role, User
+from backend.accounts.security import mint_access_token
 from backend.audit.models import AuditEntry
 from backend.lib.clock import FrozenClock
 from backend.lib.idempotency import IdempotentRequest
@@ -263,6 +264,52 @@ async def test_oversized_and_malformed_batches_are_refused_whole(
     assert await stored(session, worker) == []
     anonymous = await client.post("/api/v1/tracking/pings", json={"points": [fix(START)]})
     assert anonymous.status_code == 401
+
+
+async def test_the_ping_endpoint_refuses_what_the_guard_refuses(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession, clock: FrozenClock
+) -> None:
+    """The endpoint authenticates its callers itself (one query in its transaction): every
+    credential the app's guard refuses elsewhere is refused here, and nothing is stored."""
+    world = await factory.world()
+    worker = world.measurer_a
+    await start_shift(client, factory, worker)
+    batch = {"points": [fix(START - timedelta(seconds=1))]}
+
+    def bearer(**claims: Any) -> dict[str, str]:
+        token = mint_access_token(
+            user_id=claims.get("user_id", worker.id),
+            organization_id=claims.get("organization_id", worker.organization_id),
+            token_version=claims.get("token_version", worker.token_version),
+            now=claims.get("now", clock.now()),
+            ttl_s=claims.get("ttl_s", 600),
+            secret_key=claims.get("secret_key", factory.settings.secret_key),
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    refused = [
+        {},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer not-a-token"},
+        bearer(secret_key="another-secret-key-" + "y" * 40),
+        bearer(now=clock.now() - timedelta(hours=2)),  # expired
+        bearer(token_version=worker.token_version + 1),  # logged out everywhere since
+        bearer(organization_id=world.admin.organization_id, user_id=uuid.uuid4()),
+        bearer(organization_id=uuid.uuid4()),  # the user, another organisation
+    ]
+    for headers in refused:
+        answer = await client.post("/api/v1/tracking/pings", json=batch, headers=headers)
+        assert answer.status_code == 401, headers
+        assert answer.headers["www-authenticate"] == "Bearer"
+    assert await stored(session, worker) == []
+    await session.execute(
+        text("UPDATE users SET is_active = false WHERE id = :id"), {"id": worker.id}
+    )
+    await session.commit()
+    gone = await client.post("/api/v1/tracking/pings", json=batch, headers=bearer())
+    assert gone.status_code == 401
+    assert await stored(session, worker) == []
 
 
 _WEIRD_NUMBERS = st.one_of(

@@ -5,15 +5,16 @@ is within a site's radius (allowing for its accuracy, as ``geo.track.within_geof
 one of the worker's open visits planned around now, the worker is told "you have arrived — check
 in?"; when the fix is clearly away from the site of a visit in progress, "you left the site
 without checking out". Each hint is sent once per task (notification dedupe keys), and mocked or
-poor fixes give none. One indexed query per stored batch.
+poor fixes give none. The candidates come from one indexed query, which ingest runs inside its
+store statement (``CANDIDATES_SQL``, with ``parameters``); ``send`` decides on them.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.notifications import services as notifications
@@ -27,8 +28,9 @@ PLANNED_AROUND = timedelta(hours=12)
 # Beyond the fence plus this margin the worker has clearly left.
 DEPARTURE_MARGIN_M = 150.0
 
-_CANDIDATES = text("""
-SELECT t.id, t.title, t.status,
+# The visits near the newest fix (named parameters: org, user, lat, lon, since, until, reach).
+CANDIDATES_SQL = """
+SELECT t.id, t.title, t.status::text AS status,
        ST_Distance(si.location, ST_MakePoint(:lon, :lat)::geography) AS distance_m
 FROM tasks t JOIN sites si ON si.id = t.site_id
 WHERE t.organization_id = :org AND t.assignee_id = :user
@@ -39,35 +41,52 @@ WHERE t.organization_id = :org AND t.assignee_id = :user
            AND ST_DWithin(si.location, ST_MakePoint(:lon, :lat)::geography, :reach)))
 ORDER BY distance_m
 LIMIT 20
-""")
+"""
 
 
-async def detect(
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A visit of the worker near (open) or in progress, and how far its site is."""
+
+    id: uuid.UUID
+    title: str
+    status: str
+    distance_m: float
+
+
+def wanted(newest: Point) -> bool:
+    """Whether a fix can give a hint at all (not mocked, accuracy known and good enough)."""
+    return (
+        not newest.mocked and newest.accuracy_m is not None and newest.accuracy_m <= POOR_ACCURACY_M
+    )
+
+
+def parameters(newest: Point, now: datetime) -> dict[str, object]:
+    """The parameters of ``CANDIDATES_SQL`` besides org and user (any fix: the statement is
+    skipped when ``wanted`` is false)."""
+    allowance = min(newest.accuracy_m or 0.0, SITE_RADIUS_M)
+    return {
+        "lat": newest.lat,
+        "lon": newest.lon,
+        "since": now - PLANNED_AROUND,
+        "until": now + PLANNED_AROUND,
+        "reach": SITE_RADIUS_M + allowance,
+    }
+
+
+async def send(
     session: AsyncSession,
     *,
     organization_id: uuid.UUID,
     user_id: uuid.UUID,
     newest: Point,
+    rows: list[Candidate],
     now: datetime,
 ) -> list[str]:
-    """Send the hints the newest fix implies; returns the notification kinds sent."""
-    if newest.mocked or newest.accuracy_m is None or newest.accuracy_m > POOR_ACCURACY_M:
+    """Send the hints the newest fix implies (``rows``: ``CANDIDATES_SQL``'s, nearest first);
+    returns the notification kinds sent."""
+    if not wanted(newest) or newest.accuracy_m is None:
         return []
-    allowance = min(newest.accuracy_m, SITE_RADIUS_M)
-    rows = (
-        await session.execute(
-            _CANDIDATES,
-            {
-                "org": organization_id,
-                "user": user_id,
-                "lat": newest.lat,
-                "lon": newest.lon,
-                "since": now - PLANNED_AROUND,
-                "until": now + PLANNED_AROUND,
-                "reach": SITE_RADIUS_M + allowance,
-            },
-        )
-    ).all()
     sent: list[str] = []
     arrived = next((r for r in rows if r.status == "open"), None)
     if arrived is not None and await notifications.notify(

@@ -20,9 +20,7 @@ import msgspec
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.asyncpg import AsyncPgChannelsBackend
 from litestar.response import ServerSentEventMessage
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.tracking.points import Point
 
@@ -45,11 +43,10 @@ def make_channels(database_url: str) -> ChannelsPlugin:
     )
 
 
-async def announce(
-    session: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID, point: Point
-) -> None:
-    """Queue a NOTIFY for the newest stored fix of a worker (sent by PostgreSQL on commit)."""
-    payload = msgspec.json.encode(
+def position_payload(user_id: uuid.UUID, point: Point) -> str:
+    """The NOTIFY payload announcing a worker's newest stored fix (ingest sends it with
+    ``pg_notify`` in its store statement, so PostgreSQL delivers it on commit)."""
+    return msgspec.json.encode(
         {
             "userId": str(user_id),
             "lat": round(point.lat, 6),
@@ -61,10 +58,6 @@ async def announce(
             "battery": point.battery_pct,
         }
     ).decode()
-    await session.execute(
-        text("SELECT pg_notify(:channel, :payload)"),
-        {"channel": channel_of(organization_id), "payload": payload},
-    )
 
 
 async def events(
