@@ -5,13 +5,12 @@ Every path (the JSON batch API, the OsmAnd/Traccar protocol, the browser) ends i
    in a batch — refused points are listed with the reason, the others go on;
 2. shifts: points outside the user's shifts (an open or past shift, or a scheduled window) are
    not stored, only counted (location outside work is not ours to keep);
-3. one ``INSERT ... SELECT FROM json_to_recordset(...)`` per batch into the day partitions,
-   ``ON CONFLICT DO NOTHING`` on (user, fix time): a resent point is stored once;
-4. the user's latest position is upserted when the batch holds a newer fix, announced to the
-   live stream, and checked against the sites of the user's visits (``arrival`` hints).
-
-Steps 2 to 4 are one statement in the usual case (one shift covers the whole batch, its day
-partitions exist): a round trip per statement costs both processes more than the statement.
+3. the user's latest position is upserted when the batch holds a newer fix, announced to the
+   live stream, and checked against the sites of the user's visits (``arrival`` hints) — with
+   the shift check of the usual batch (one shift covers it), one statement;
+4. the points go into the day partitions with one binary COPY in a savepoint; a resent point
+   (same user and fix time) makes it fall back to one ``INSERT ... SELECT FROM
+   json_to_recordset(...) ON CONFLICT DO NOTHING``: a resent point is stored once.
 """
 
 from __future__ import annotations
@@ -20,7 +19,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
+import asyncpg
 import msgspec
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -108,13 +109,12 @@ async def in_shift_mask(
     return [a or b for a, b in zip(inside, scheduled, strict=True)]
 
 
-# One statement per batch: the points travel as one JSON text (PostgreSQL parses it in C; no
-# per-value work in Python), are inserted into their day partitions, and the newest becomes the
-# user's latest position unless a newer one is already there; it is announced to the live
-# stream and the worker's visits near it are returned for the arrival hints. All of it only when
-# ``ready``: one shift covers the batch (unless the caller filtered by shift already) and the day
-# partitions exist; else the caller takes the long way and runs it again.
-_STORE = text(f"""
+# Before the points are written, one statement checks that they may be (one shift covers the
+# batch, unless the caller filtered by shift already, and the day partitions exist: ``ready``),
+# makes the newest the user's latest position unless a newer one is there, announces it to the
+# live stream and returns the worker's visits near it for the arrival hints. When not ready it
+# does nothing, and the caller takes the long way and runs it again.
+_READY = text(f"""
 WITH ready AS MATERIALIZED (
     SELECT (NOT CAST(:check_shift AS boolean) OR EXISTS (
                 SELECT 1 FROM shifts s
@@ -123,34 +123,16 @@ WITH ready AS MATERIALIZED (
                   AND (s.ended_at IS NULL OR s.ended_at >= CAST(:last AS timestamptz))))
        AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:partitions AS text[])) AS n
                        WHERE to_regclass(n) IS NULL) AS ok
-), p AS (
-    SELECT timestamp AS recorded_at, lat, lon, accuracy AS accuracy_m, speed AS speed_mps,
-           heading AS heading_deg, altitude AS altitude_m, battery AS battery_pct, mocked,
-           activity
-    FROM json_to_recordset(CAST(:points AS json)) AS p(
-        timestamp timestamptz, lat float8, lon float8, accuracy float4, speed float4,
-        heading float4, altitude float4, battery float4, mocked boolean, activity text)
-    WHERE (SELECT ok FROM ready)
-), ins AS (
-    INSERT INTO pings (organization_id, user_id, device_id, recorded_at, received_at, lat, lon,
-                       accuracy_m, speed_mps, heading_deg, altitude_m, battery_pct, mocked,
-                       activity)
-    SELECT CAST(:org AS uuid), CAST(:user AS uuid), CAST(:device AS uuid), recorded_at,
-           CAST(:now AS timestamptz), lat, lon, accuracy_m, speed_mps, heading_deg, altitude_m,
-           battery_pct, coalesce(mocked, false), activity
-    FROM p
-    ON CONFLICT (user_id, recorded_at) DO NOTHING
-    RETURNING 1
-), newest AS (
-    SELECT * FROM p ORDER BY recorded_at DESC LIMIT 1
 ), latest AS (
     INSERT INTO latest_positions AS lp (user_id, organization_id, recorded_at, lat, lon, location,
                                         accuracy_m, speed_mps, heading_deg, battery_pct, mocked,
                                         activity)
-    SELECT CAST(:user AS uuid), CAST(:org AS uuid), recorded_at, lat, lon,
-           ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography, accuracy_m, speed_mps,
-           heading_deg, battery_pct, coalesce(mocked, false), activity
-    FROM newest
+    SELECT CAST(:user AS uuid), CAST(:org AS uuid), CAST(:last AS timestamptz),
+           CAST(:lat AS float8), CAST(:lon AS float8),
+           ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,
+           CAST(:accuracy AS float4), CAST(:speed AS float4), CAST(:heading AS float4),
+           CAST(:battery AS float4), CAST(:mocked AS boolean), CAST(:activity AS text)
+    FROM ready WHERE ready.ok
     ON CONFLICT (user_id) DO UPDATE SET
         organization_id = excluded.organization_id, recorded_at = excluded.recorded_at,
         lat = excluded.lat, lon = excluded.lon, location = excluded.location,
@@ -162,7 +144,7 @@ WITH ready AS MATERIALIZED (
     SELECT * FROM ({arrival.CANDIDATES_SQL}) c
     WHERE (SELECT ok FROM ready) AND CAST(:hints AS boolean)
 )
-SELECT ready.ok, (SELECT count(*) FROM ins) AS stored,
+SELECT ready.ok,
        CASE WHEN ready.ok THEN pg_notify(:channel, :payload) END AS announced,
        (SELECT array_agg(near.id ORDER BY near.distance_m) FROM near) AS near_ids,
        (SELECT array_agg(near.title ORDER BY near.distance_m) FROM near) AS near_titles,
@@ -171,50 +153,86 @@ SELECT ready.ok, (SELECT count(*) FROM ins) AS stored,
 FROM ready
 """)
 
+# The points of a batch in one JSON text (PostgreSQL parses it in C), into their day partitions;
+# a point stored before (same user and fix time) is skipped.
+_INSERT = text("""
+WITH ins AS (
+    INSERT INTO pings (organization_id, user_id, device_id, recorded_at, received_at, lat, lon,
+                       accuracy_m, speed_mps, heading_deg, altitude_m, battery_pct, mocked,
+                       activity)
+    SELECT CAST(:org AS uuid), CAST(:user AS uuid), CAST(:device AS uuid), timestamp,
+           CAST(:now AS timestamptz), lat, lon, accuracy, speed, heading, altitude, battery,
+           coalesce(mocked, false), activity
+    FROM json_to_recordset(CAST(:points AS json)) AS p(
+        timestamp timestamptz, lat float8, lon float8, accuracy float4, speed float4,
+        heading float4, altitude float4, battery float4, mocked boolean, activity text)
+    ON CONFLICT (user_id, recorded_at) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM ins
+""")
+_COLUMNS = (
+    "organization_id",
+    "user_id",
+    "device_id",
+    "recorded_at",
+    "received_at",
+    "lat",
+    "lon",
+    "accuracy_m",
+    "speed_mps",
+    "heading_deg",
+    "altitude_m",
+    "battery_pct",
+    "mocked",
+    "activity",
+)
+_SAVEPOINT = "fieldcrm_pings"
 _POINTS_JSON = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
-class _Stored:
-    """What the store statement did: nothing unless ``ready``."""
+class _Ready:
+    """Whether the points may be written (else nothing was done), and the visits near."""
 
-    ready: bool
-    stored: int
+    ok: bool
     near: list[arrival.Candidate]
 
 
-async def _store(
+async def _prepare(
     session: AsyncSession,
     *,
     organization_id: uuid.UUID,
     user_id: uuid.UUID,
-    device_id: uuid.UUID | None,
-    work: list[Point],
+    first: datetime,
+    newest: Point,
     now: datetime,
     check_shift: bool,
-) -> tuple[_Stored, Point]:
-    """Run the store statement for ``work`` (in time order or not); also returns the newest."""
-    oldest = min(work, key=lambda p: p.recorded_at)
-    newest = max(work, key=lambda p: p.recorded_at)
+) -> _Ready:
+    """Run ``_READY`` for a batch from ``first`` to ``newest``."""
+    last = newest.recorded_at
     row = (
         await session.execute(
-            _STORE,
+            _READY,
             {
+                **arrival.parameters(newest, now),
                 "org": str(organization_id),
                 "user": str(user_id),
-                "device": str(device_id) if device_id else None,
-                "now": now,
-                "points": _POINTS_JSON.encode(work).decode(),
                 "check_shift": check_shift,
-                "first": oldest.recorded_at,
-                "last": newest.recorded_at,
-                "partitions": [
-                    partition_name(d) for d in days_between(oldest.recorded_at, newest.recorded_at)
-                ],
+                "first": first,
+                "last": last,
+                "partitions": [partition_name(d) for d in days_between(first, last)],
+                "lat": newest.lat,
+                "lon": newest.lon,
+                "accuracy": newest.accuracy_m,
+                "speed": newest.speed_mps,
+                "heading": newest.heading_deg,
+                "battery": newest.battery_pct,
+                "mocked": newest.mocked,
+                "activity": newest.activity,
                 "channel": channel_of(organization_id),
                 "payload": position_payload(user_id, newest),
                 "hints": arrival.wanted(newest),
-                **arrival.parameters(newest, now),
             },
         )
     ).one()
@@ -228,7 +246,47 @@ async def _store(
             strict=True,
         )
     ]
-    return _Stored(bool(row.ok), int(row.stored), near), newest
+    return _Ready(bool(row.ok), near)
+
+
+async def _write(
+    session: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    user_id: uuid.UUID,
+    device_id: uuid.UUID | None,
+    work: list[Point],
+    now: datetime,
+) -> int:
+    """Insert the points; returns how many were new. A binary COPY in a savepoint costs
+    PostgreSQL a fraction of an INSERT; when a point was stored before (a resend), the savepoint
+    is rolled back and ``_INSERT`` skips the points stored before."""
+    raw = await (await session.connection()).get_raw_connection()
+    connection: Any = raw.driver_connection  # asyncpg's, inside the session's transaction
+    records = [
+        (organization_id, user_id, device_id, p.recorded_at, now, p.lat, p.lon, p.accuracy_m,
+         p.speed_mps, p.heading_deg, p.altitude_m, p.battery_pct, p.mocked, p.activity)
+        for p in work
+    ]  # fmt: skip
+    await connection.execute(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        await connection.copy_records_to_table("pings", records=records, columns=_COLUMNS)
+    except asyncpg.UniqueViolationError:
+        await connection.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        await connection.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        stored = await session.scalar(
+            _INSERT,
+            {
+                "org": str(organization_id),
+                "user": str(user_id),
+                "device": str(device_id) if device_id else None,
+                "now": now,
+                "points": _POINTS_JSON.encode(work).decode(),
+            },
+        )
+        return int(stored or 0)
+    await connection.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    return len(work)
 
 
 async def store(
@@ -247,21 +305,24 @@ async def store(
     if not kept:
         return result
 
-    async def attempt(work: list[Point], check_shift: bool) -> tuple[_Stored, Point]:
-        return await _store(
+    async def prepare(work: list[Point], check_shift: bool) -> tuple[_Ready, Point]:
+        newest = max(work, key=lambda p: p.recorded_at)
+        first = min(p.recorded_at for p in work)
+        ready = await _prepare(
             session,
             organization_id=organization_id,
             user_id=user_id,
-            device_id=device_id,
-            work=work,
+            first=first,
+            newest=newest,
             now=now,
             check_shift=check_shift,
         )
+        return ready, newest
 
-    # The usual batch: one shift covers it and its day partitions exist; one statement.
+    # The usual batch: one shift covers it and its day partitions exist.
     work = [p for _, p in kept]
-    done, newest = await attempt(work, check_shift=True)
-    if not done.ready:  # the long way: point by point against shifts and schedules
+    ready, newest = await prepare(work, check_shift=True)
+    if not ready.ok:  # the long way: point by point against shifts and schedules
         inside = await in_shift_mask(session, user_id, time_zone, [p.recorded_at for p in work])
         work = [p for p, ok in zip(work, inside, strict=True) if ok]
         result.off_shift = len(kept) - len(work)
@@ -269,15 +330,22 @@ async def store(
             return result
         days = days_between(min(p.recorded_at for p in work), max(p.recorded_at for p in work))
         await ensure_partitions(session, days)
-        done, newest = await attempt(work, check_shift=False)
-    result.stored = done.stored
-    result.duplicates = len(work) - done.stored
+        ready, newest = await prepare(work, check_shift=False)
+    result.stored = await _write(
+        session,
+        organization_id=organization_id,
+        user_id=user_id,
+        device_id=device_id,
+        work=work,
+        now=now,
+    )
+    result.duplicates = len(work) - result.stored
     await arrival.send(
         session,
         organization_id=organization_id,
         user_id=user_id,
         newest=newest,
-        rows=done.near,
+        rows=ready.near,
         now=now,
     )
     return result
