@@ -80,7 +80,6 @@ WITH fp AS MATERIALIZED (
            array_agg(ST_Distance(here.location, lp.location)) AS site_m
     FROM latest_positions lp LEFT JOIN here ON here.assignee_id = lp.user_id
     WHERE lp.organization_id = :org AND (SELECT wanted FROM gate)
-
 )
 SELECT fp.roster, fp.positions, gate.wanted, pos.* FROM fp, gate, pos
 """)

@@ -24,8 +24,8 @@ from backend.tracking.roster import Roster, Worker
 
 OFFLINE_AFTER: Final = timedelta(minutes=10)
 DRIVING_MPS: Final = 2.0
-ORGANIZATIONS_KEPT: Final = 256
-VIEWS_KEPT: Final = 32  # per organisation
+ORGANIZATIONS_KEPT: Final = 128
+VIEWS_KEPT: Final = 8  # per organisation (a 2,000-worker look is about 1 MB)
 
 _ENCODER = msgspec.json.Encoder()
 _MICRO = Decimal("0.000001")

@@ -2,7 +2,7 @@
 
 Partition bounds are UTC days. Ingest accepts points up to 7 days old and 5 minutes ahead, so
 the worker keeps partitions from 8 days back to 7 days ahead; ingest also creates a missing one
-on demand (``CREATE TABLE IF NOT EXISTS``) after one query that checks a batch's days.
+on demand (``CREATE TABLE IF NOT EXISTS``) when its store statement finds a batch's day missing.
 Retention drops whole partitions: instant, no bloat, no VACUUM.
 """
 
