@@ -269,8 +269,8 @@ async def test_oversized_and_malformed_batches_are_refused_whole(
 async def test_the_ping_endpoint_refuses_what_the_guard_refuses(
     client: httpx.AsyncClient, factory: Factory, session: AsyncSession, clock: FrozenClock
 ) -> None:
-    """The endpoint authenticates its callers itself (one query in its transaction): every
-    credential the app's guard refuses elsewhere is refused here, and nothing is stored."""
+    """Every credential the app's guard refuses is refused by the high-volume ping endpoint,
+    and nothing is stored."""
     world = await factory.world()
     worker = world.measurer_a
     await start_shift(client, factory, worker)

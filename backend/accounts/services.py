@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import msgspec
-from sqlalchemy import Select, delete, func, select, tuple_, update
+from sqlalchemy import Select, case, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts import schemas
@@ -56,37 +56,56 @@ async def authenticate_password(session: AsyncSession, email: str, password: str
     return user
 
 
+# A manager's team members, in the same query as the user (other roles see no team).
+_LED_MEMBERS = case(
+    (
+        User.role == Role.MANAGER,
+        func.array(
+            select(TeamMember.user_id)
+            .join(Team, Team.id == TeamMember.team_id)
+            .where(Team.lead_id == User.id, Team.organization_id == User.organization_id)
+            .scalar_subquery()
+        ),
+    ),
+)
+
+
 async def load_actor(
     session: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID, token_version: int
 ) -> Actor:
-    """The caller behind a verified credential; refuses inactive users and stale tokens."""
+    """The caller behind a verified credential, in one query (every request runs it);
+    refuses inactive users and stale tokens."""
     row = (
         await session.execute(
-            select(User, Organization.time_zone, Organization.locale)
+            select(
+                User.role,
+                User.skills,
+                User.time_zone,
+                Organization.time_zone,
+                Organization.locale,
+                _LED_MEMBERS,
+            )
             .join(Organization, Organization.id == User.organization_id)
-            .where(User.id == user_id, User.organization_id == organization_id)
+            .where(
+                User.id == user_id,
+                User.organization_id == organization_id,
+                User.is_active,
+                User.token_version == token_version,
+            )
         )
     ).first()
-    user = row[0] if row else None
-    if row is None or user is None or not user.is_active or user.token_version != token_version:
+    if row is None:
         raise Unauthenticated("The credentials are no longer valid")
-    members: frozenset[uuid.UUID] = frozenset()
-    if user.role is Role.MANAGER:
-        rows = await session.scalars(
-            select(TeamMember.user_id)
-            .join(Team, Team.id == TeamMember.team_id)
-            .where(Team.lead_id == user.id, Team.organization_id == organization_id)
-        )
-        members = frozenset(rows)
+    role, skills, time_zone, org_time_zone, locale, members = row
     return Actor(
-        user_id=user.id,
-        organization_id=user.organization_id,
-        role=user.role,
-        skills=frozenset(user.skills),
-        time_zone=user.time_zone,
-        org_time_zone=row[1],
-        phone_region=region_of_locale(row[2]),
-        team_member_ids=members,
+        user_id=user_id,
+        organization_id=organization_id,
+        role=role,
+        skills=frozenset(skills),
+        time_zone=time_zone,
+        org_time_zone=org_time_zone,
+        phone_region=region_of_locale(locale),
+        team_member_ids=frozenset(members or ()),
     )
 
 

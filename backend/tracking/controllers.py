@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role
-from backend.config import Settings
 from backend.lib import idempotency
 from backend.lib.clock import Clock
 from backend.lib.tenancy import Actor
@@ -41,22 +40,19 @@ class TrackingController(Controller):
     path = "/api/v1/tracking"
     tags = ["tracking"]
 
-    # Authenticated by services.pinger (same rules as the app's guard, cheaper), not the guard.
-    @post("/pings", status_code=200, request_max_body_size=2_000_000, opt={"public": True})
+    @post("/pings", status_code=200, request_max_body_size=2_000_000)
     async def pings(
         self,
         request: Request[Any, Any, Any],
         db_session: AsyncSession,
-        settings: Settings,
+        actor: Actor,
         clock: Clock,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
         """A batch of up to 1,000 fixes ``{"points": [{timestamp, lat, lon, accuracy, speed,
         heading, altitude, battery, mocked, activity}]}``. Valid points are stored even when
         others are refused (each refusal is listed); points outside the caller's shifts are
-        counted, not stored. Needs ``Authorization: Bearer <access token>``."""
-        header = request.headers.get("authorization", "")
-        actor = await services.pinger(db_session, header, settings, clock.now())
+        counted, not stored."""
         body = await request.body()
         now = clock.now()
         key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None

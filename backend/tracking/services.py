@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
-from backend.accounts.security import verify_access_token
 from backend.accounts.services import get_user
-from backend.config import Settings
-from backend.lib.errors import Conflict, InvalidInput, MalformedInput, NotFound, Unauthenticated
+from backend.lib.errors import Conflict, InvalidInput, MalformedInput, NotFound
 from backend.lib.tenancy import Actor
 from backend.lib.wallclock import field_error_of
 from backend.tracking import ingest, schemas
@@ -64,57 +61,8 @@ def parse_batch(body: bytes) -> list[tuple[int, Point] | Rejected]:
     return out
 
 
-class Sender(Protocol):
-    """Who sends a batch of points: an ``Actor``, or the ping endpoint's ``Pinger``."""
-
-    @property
-    def user_id(self) -> uuid.UUID: ...
-
-    @property
-    def organization_id(self) -> uuid.UUID: ...
-
-    @property
-    def time_zone(self) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Pinger:
-    """The authenticated caller of the ping endpoint: what ingest needs of them."""
-
-    user_id: uuid.UUID
-    organization_id: uuid.UUID
-    time_zone: str
-
-
-_PINGER = text(
-    "SELECT time_zone FROM users WHERE id = :user AND organization_id = :org AND is_active"
-    " AND token_version = :version"
-)
-
-
-async def pinger(
-    session: AsyncSession, authorization: str, settings: Settings, now: datetime
-) -> Pinger:
-    """Authenticate the caller of the ping endpoint as the app's guard does an API caller (a
-    bearer access token of an active user at its current token version), with one query in the
-    request's own transaction instead of a session of its own: the endpoint takes hundreds of
-    batches a second, and the guard's session (and the full user) costs more than the rest of a
-    small batch."""
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("Send an access token: Authorization: Bearer <token>")
-    claims = verify_access_token(token.strip(), secret_key=settings.secret_key, now=now)
-    time_zone = await session.scalar(
-        _PINGER,
-        {"user": claims.user_id, "org": claims.organization_id, "version": claims.token_version},
-    )
-    if time_zone is None:
-        raise Unauthenticated("The credentials are no longer valid")
-    return Pinger(claims.user_id, claims.organization_id, time_zone)
-
-
 async def ingest_batch(
-    session: AsyncSession, actor: Sender, body: bytes, now: datetime
+    session: AsyncSession, actor: Actor, body: bytes, now: datetime
 ) -> schemas.PingResult:
     """Validate and store the caller's own points."""
     parsed = parse_batch(body)
