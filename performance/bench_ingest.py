@@ -104,11 +104,11 @@ import httpx
 import msgspec
 from benchkit import (
     ROOT,
-    TOKEN_TTL_S,
     Series,
     Server,
     StatementMeter,
     app_secret_key,
+    app_settings,
     copy_customers,
     fresh_database,
     log,
@@ -354,22 +354,6 @@ async def build_world(
 
 # (recorded_at, lat, lon, accuracy m, speed m/s, heading deg, altitude m, battery %, activity)
 Fix: TypeAlias = tuple[datetime, float, float, float, float, float, float, float, str]
-PING_COLUMNS = (
-    "organization_id",
-    "user_id",
-    "device_id",
-    "recorded_at",
-    "received_at",
-    "lat",
-    "lon",
-    "accuracy_m",
-    "speed_mps",
-    "heading_deg",
-    "altitude_m",
-    "battery_pct",
-    "mocked",
-    "activity",
-)
 _M_PER_DEG = 111_320.0
 
 
@@ -666,7 +650,9 @@ async def run_copy(url: str, world: World, plan: list[tuple[int, int]]) -> Inser
             for low in range(0, len(plan), COPY_CHUNK_BATCHES):
                 records = copy_records(world, plan[low : low + COPY_CHUNK_BATCHES])
                 started = time.perf_counter()
-                await conn.copy_records_to_table("pings", records=records, columns=PING_COLUMNS)
+                await conn.copy_records_to_table(
+                    "pings", records=records, columns=ingest.PING_COLUMNS
+                )
                 seconds += time.perf_counter() - started
                 bar.update(len(records))
         rows = int(await conn.fetchval("SELECT count(*) FROM pings"))
@@ -1690,15 +1676,7 @@ def main(argv: list[str] | None = None) -> int:
     with fresh_database(url, keep=args.keep) as files_dir:
         # JSON log lines (as in production): the access log's duration_ms is read
         env = server_env(url, secret_key, files_dir, log_json=True)
-        settings = Settings(
-            database_url=url,
-            secret_key=secret_key,
-            env="development",
-            cookie_secure=False,
-            log_json=True,
-            files_dir=files_dir,
-            access_token_ttl_s=TOKEN_TTL_S,
-        )
+        settings = app_settings(url, secret_key, files_dir, log_json=True)
         server: Server | None = None
         try:
             plan = batch_plan(args.points)

@@ -62,11 +62,11 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 from benchkit import (
-    TOKEN_TTL_S,
     Series,
     Server,
     StatementMeter,
     app_secret_key,
+    app_settings,
     copy_customers,
     fresh_database,
     log,
@@ -1011,14 +1011,11 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.perf_counter() - started
             log(f"{args.deals:,} deals at First call loaded in {seconds:.1f} s")
             half = len(world.deals) // 2
-            settings = Settings(
-                database_url=url,
-                secret_key=secret_key,
-                env="development",
-                cookie_secure=False,
+            settings = app_settings(
+                url,
+                secret_key,
+                files_dir,
                 log_json=False,
-                files_dir=files_dir,
-                access_token_ttl_s=TOKEN_TTL_S,
                 lead_rate_per_minute=LEAD_RATE_PER_MINUTE,
             )
             inproc = asyncio.run(moves_in_process(settings, world, world.deals[:half]))

@@ -93,10 +93,10 @@ import asyncpg
 import httpx
 import msgspec
 from benchkit import (
-    TOKEN_TTL_S,
     Series,
     Server,
     app_secret_key,
+    app_settings,
     copy_customers,
     fresh_database,
     log,
@@ -829,15 +829,7 @@ def main(argv: list[str] | None = None) -> int:
     secret_key = app_secret_key()
     with fresh_database(url, keep=args.keep) as files_dir:
         env = server_env(url, secret_key, files_dir, log_json=True)
-        settings = Settings(
-            database_url=url,
-            secret_key=secret_key,
-            env="development",
-            cookie_secure=False,
-            log_json=True,
-            files_dir=files_dir,
-            access_token_ttl_s=TOKEN_TTL_S,
-        )
+        settings = app_settings(url, secret_key, files_dir, log_json=True)
         server: Server | None = None
         try:
             tomorrow = datetime.now(ZoneInfo(ZONE)).date() + timedelta(days=1)

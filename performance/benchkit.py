@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tqdm import tqdm
 
 from backend.accounts.security import mint_access_token
+from backend.config import Settings
 from backend.db.migrate import upgrade
 from backend.db.provision import ProvisionError, ensure_databases
 from backend.seed.generate import (
@@ -222,6 +223,23 @@ def server_env(
     if lead_rate_per_minute is not None:
         env["FIELDCRM_LEAD_RATE_PER_MINUTE"] = str(lead_rate_per_minute)
     return env
+
+
+def app_settings(
+    url: str, secret_key: str, files_dir: str, *, log_json: bool, **extra: Any
+) -> Settings:
+    """The app's settings in-process, as `server_env` gives them to uvicorn (``extra``: other
+    `Settings` fields)."""
+    return Settings(
+        database_url=url,
+        secret_key=secret_key,
+        env="development",
+        cookie_secure=False,
+        log_json=log_json,
+        files_dir=files_dir,
+        access_token_ttl_s=TOKEN_TTL_S,
+        **extra,
+    )
 
 
 class Server:

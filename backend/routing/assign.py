@@ -20,17 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.accounts.models import User
 from backend.customers.models import SITE_LAT, SITE_LON, Site
 from backend.lib.wallclock import zone_of
-from backend.routing.day import SERVICE_S, WorkerDay, load_visits, worker_day
+from backend.routing.day import SERVICE_S, WorkerDay, load_visits, seconds_since, worker_day
 from backend.tasks.models import TaskKind, TaskStatus
 from backend.tracking.models import ShiftSchedule
 from geo import routes, vrp
 from geo.travel import Location, matrix
 
 LOOKAHEAD_DAYS = 7
-
-
-def _seconds(moment: datetime, origin: datetime) -> int:
-    return int((moment - origin).total_seconds())
 
 
 def _insert(
@@ -51,17 +47,15 @@ def _insert(
             if v.status is not TaskStatus.OPEN or not v.routable:
                 continue
             places.append(Location(*v.point))
-            span: tuple[int, int] | None = None
-            if v.window_start is not None:
-                end = v.window_end or v.window_start
-                span = (_seconds(v.window_start, origin), _seconds(end, origin))
-            order.append(vrp.Visit(str(v.task_id), len(places) - 1, v.service_s, span))
+            order.append(
+                vrp.Visit(str(v.task_id), len(places) - 1, v.service_s, v.window_s(origin))
+            )
         workers.append(
             vrp.Worker(
                 str(d.user_id),
                 start=home,
                 end=home,
-                shift=(_seconds(d.shift_start, origin), _seconds(d.shift_end, origin)),
+                shift=(seconds_since(origin, d.shift_start), seconds_since(origin, d.shift_end)),
             )
         )
         orders.append(order)
@@ -71,7 +65,7 @@ def _insert(
         service_s=SERVICE_S.get(kind, 1800),
         window=None
         if window is None
-        else (_seconds(window[0], origin), _seconds(window[1], origin)),
+        else (seconds_since(origin, window[0]), seconds_since(origin, window[1])),
     )
     found = routes.best_insertion(new, workers, orders, matrix(places))
     return None if found is None else uuid.UUID(found.worker_id)

@@ -34,6 +34,11 @@ DEFAULT_SHIFT = (time(8), time(20))
 FRESH_POSITION = timedelta(minutes=30)
 
 
+def seconds_since(origin: datetime, moment: datetime) -> int:
+    """Whole seconds from ``origin`` to ``moment`` (the optimiser's time unit)."""
+    return int((moment - origin).total_seconds())
+
+
 @dataclass(frozen=True, slots=True)
 class DayVisit:
     """One visit task of the day, with what the route and the worker's screen need."""
@@ -62,6 +67,18 @@ class DayVisit:
     def planned_at(self) -> datetime | None:
         """When the visit is planned to start (window start, else due time)."""
         return self.window_start or self.due_at
+
+    def window_s(self, origin: datetime, opens_s: int = 0) -> tuple[int, int] | None:
+        """When work may start, in seconds from ``origin``: the window (a window without an
+        end is a start time), else from ``opens_s`` (or the due time if earlier) to the due
+        time; None when the visit has neither."""
+        if self.window_start is not None:
+            start = seconds_since(origin, self.window_start)
+            return start, max(start, seconds_since(origin, self.window_end or self.window_start))
+        if self.due_at is not None:
+            due = seconds_since(origin, self.due_at)
+            return min(opens_s, due), due
+        return None
 
     @property
     def point(self) -> tuple[float, float]:

@@ -38,6 +38,7 @@ from backend.routing.day import (
     DayVisit,
     load_visits,
     local_bounds,
+    seconds_since,
     visit_of,
     visit_select,
     worker_day,
@@ -117,17 +118,6 @@ async def _candidates(
     return [Candidate(visit_of(r), r[-2], r[-1]) for r in rows.all()]
 
 
-def _geo_window(v: DayVisit, origin: datetime) -> tuple[int, int] | None:
-    def s(moment: datetime) -> int:
-        return int((moment - origin).total_seconds())
-
-    if v.window_start is not None:
-        return (s(v.window_start), s(v.window_end or v.window_start))
-    if v.due_at is not None:
-        return (0, max(s(v.due_at), 0))
-    return None
-
-
 async def preview(
     session: AsyncSession,
     actor: Actor,
@@ -183,8 +173,8 @@ async def preview(
                 end=home,
                 skills=d.skills,
                 shift=(
-                    int((d.shift_start - start).total_seconds()),
-                    int((d.shift_end - start).total_seconds()),
+                    seconds_since(start, d.shift_start),
+                    seconds_since(start, d.shift_end),
                 ),
             )
         )
@@ -197,7 +187,7 @@ async def preview(
                         str(v.task_id),
                         place(*v.point),
                         service_s=v.service_s,
-                        window=_geo_window(v, start),
+                        window=v.window_s(start),
                         pinned_worker=str(d.user_id),
                     )
                 )
@@ -211,7 +201,7 @@ async def preview(
                 str(v.task_id),
                 place(*v.point),
                 service_s=v.service_s,
-                window=_geo_window(v, start),
+                window=v.window_s(start),
                 required=False,
                 value=values[str(v.task_id)],
                 skills=frozenset({skill}) if skill else frozenset(),

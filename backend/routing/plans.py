@@ -15,12 +15,12 @@ import itertools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from backend.lib.wallclock import zone_of
 from backend.routing import schemas
-from backend.routing.day import FRESH_POSITION, DayVisit, WorkerDay
+from backend.routing.day import FRESH_POSITION, DayVisit, WorkerDay, seconds_since
 from backend.routing.schemas import StartSource
 from backend.tasks.models import TaskKind, TaskStatus
 from geo import routes as georoutes
@@ -39,10 +39,6 @@ class Start:
     lon: float
     at: datetime
     source: StartSource
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
 
 
 def start_of(day: WorkerDay, now: datetime) -> Start | None:
@@ -78,22 +74,12 @@ def start_of(day: WorkerDay, now: datetime) -> Start | None:
 
 
 def _seconds(day: WorkerDay, moment: datetime) -> int:
-    return int((_utc(moment) - day.midnight).total_seconds())
+    return seconds_since(day.midnight, moment)
 
 
-def _geo_visit(day: WorkerDay, v: DayVisit, location: int, **extra: Any) -> vrp.Visit:
-    window: tuple[int, int] | None = None
-    if v.window_start is not None:
-        end = v.window_end or v.window_start
-        window = (_seconds(day, v.window_start), max(_seconds(day, end), 0))
-    elif v.due_at is not None:
-        window = (
-            min(_seconds(day, day.shift_start), _seconds(day, v.due_at)),
-            _seconds(day, v.due_at),
-        )
-    if window is not None and window[0] > window[1]:
-        window = (window[1], window[1])
-    return vrp.Visit(str(v.task_id), location, service_s=v.service_s, window=window, **extra)
+def _geo_visit(day: WorkerDay, v: DayVisit, location: int) -> vrp.Visit:
+    window = v.window_s(day.midnight, _seconds(day, day.shift_start))
+    return vrp.Visit(str(v.task_id), location, service_s=v.service_s, window=window)
 
 
 def open_visits(day: WorkerDay) -> list[DayVisit]:
@@ -201,12 +187,11 @@ def _matrices(
     distance, duration = _free_ends(
         matrix(_locations(start, visits, day), _hour(day, start.at)), start, day
     )
-    ids = [str(v.task_id) for v in visits]
-    for i, a in enumerate(ids, start=1):
-        for j, b in enumerate(ids, start=1):
-            leg = legs.get(_leg_key(a, b))
-            if leg is not None:
-                duration[i, j], distance[i, j] = int(leg[0]), int(leg[1])
+    index = {str(v.task_id): i for i, v in enumerate(visits, start=1)}
+    for key, (seconds, metres) in legs.items():
+        a, _, b = key.partition(">")
+        if a in index and b in index:
+            duration[index[a], index[b]], distance[index[a], index[b]] = seconds, metres
     return Matrices(distance, duration)
 
 

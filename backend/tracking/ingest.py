@@ -171,7 +171,8 @@ WITH ins AS (
 )
 SELECT count(*) FROM ins
 """)
-_COLUMNS = (
+# The columns of a stored ping, in the order of COPY's records.
+PING_COLUMNS = (
     "organization_id",
     "user_id",
     "device_id",
@@ -270,7 +271,7 @@ async def _write(
     ]  # fmt: skip
     await connection.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
-        await connection.copy_records_to_table("pings", records=records, columns=_COLUMNS)
+        await connection.copy_records_to_table("pings", records=records, columns=PING_COLUMNS)
     except asyncpg.UniqueViolationError:
         await connection.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
         await connection.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
