@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Organization, Role, Team, TeamMember, User
@@ -347,29 +347,34 @@ async def apply(
     if now - row.created_at > PREVIEW_TTL:
         raise Conflict("The preview is older than a day: plan the day again")
     preview = _stored(row)
+    planned = {
+        stop.task_id: route.user_id for route in preview.routes for stop in route.stops if stop.new
+    }
+    assigned = {
+        task.id: task
+        for task in await session.scalars(
+            update(Task)
+            .where(
+                Task.id.in_(planned),
+                Task.organization_id == actor.organization_id,
+                Task.assignee_id.is_(None),
+                Task.status == TaskStatus.OPEN,
+            )
+            .values(assignee_id=case(planned, value=Task.id), updated_at=now)
+            .returning(Task),
+            execution_options={"synchronize_session": False},
+        )
+    }
     applied: list[dict[str, str]] = []
     skipped: list[dict[str, str]] = []
-    for route in preview.routes:
-        for stop in route.stops:
-            if not stop.new:
-                continue
-            task = await session.scalar(
-                update(Task)
-                .where(
-                    Task.id == stop.task_id,
-                    Task.organization_id == actor.organization_id,
-                    Task.assignee_id.is_(None),
-                    Task.status == TaskStatus.OPEN,
-                )
-                .values(assignee_id=route.user_id, updated_at=now)
-                .returning(Task)
-            )
-            item = {"taskId": str(stop.task_id), "userId": str(route.user_id)}
-            if task is None:
-                skipped.append(item | {"reason": "assigned or closed since the preview"})
-                continue
-            applied.append(item)
-            await notify_assigned(session, task, now)
+    for task_id, user_id in planned.items():
+        item = {"taskId": str(task_id), "userId": str(user_id)}
+        task = assigned.get(task_id)
+        if task is None:
+            skipped.append(item | {"reason": "assigned or closed since the preview"})
+            continue
+        applied.append(item)
+        await notify_assigned(session, task, now)
     result = {
         "status": "applied",
         "appliedAt": now.isoformat(),
