@@ -51,6 +51,7 @@ from backend.tracking import controllers as tracking_api
 from backend.tracking.osmand_endpoint import osmand
 from backend.tracking.pages import TrackingPages
 from backend.tracking.stream import make_channels
+from backend.tracking.team_pages import TeamPages
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "web" / "templates"
@@ -122,6 +123,7 @@ def create_app(
             CustomerPages,
             LeadPages,
             TrackingPages,
+            TeamPages,
         ],
         dependencies={
             "db_session": Provide(provide_db_session),
