@@ -23,6 +23,7 @@ SYSTEM_PACKAGES=(
     libpangoft2-1.0-0  # WeasyPrint
     libharfbuzz-subset0  # WeasyPrint font subsetting
     fonts-dejavu-core  # a font with Cyrillic for documents
+    chromium           # browser tests: Playwright drives /usr/bin/chromium (no browser download)
 )
 
 install_system_packages() {
