@@ -27,6 +27,7 @@ SIMULATE_ARGS ?= --speedup 3
 
 help:
 	@echo "make demo     set everything up, migrate, load demo data, serve on http://$(HOST):$(PORT)"
+	@echo "              with the worker and local FCM/SMTP/SMS stand-ins (scripts/demo_stack.py)"
 	@echo "make test     ruff, ruff format --check, mypy, pytest (PYTEST_ARGS=... to pass options)"
 	@echo "make lint     ruff, ruff format --check, mypy"
 	@echo "make bench    quick benchmarks: customers, pipeline, ingest, day route (own databases), routing"
@@ -42,7 +43,7 @@ demo: bootstrap
 	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- \
 		"$(UV) run fieldcrm migrate" \
 		"$(UV) run fieldcrm seed-demo" \
-		"$(UV) run fieldcrm serve --host $(HOST) --port $(PORT) --show-demo-logins"
+		"$(UV) run python scripts/demo_stack.py --host $(HOST) --port $(PORT) --show-demo-logins"
 
 test: bootstrap
 	@$(WITH_DB) fieldcrm_test FIELDCRM_TEST_DATABASE_URL -- \
