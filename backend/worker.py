@@ -13,6 +13,9 @@ Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
   from their positions and progress (each ETA that moved by 5 minutes or more is recorded as an
   ``eta_changes`` row) and days whose visits changed are re-optimised
   (``backend.routing.services``).
+- ``field_rollups`` every minute: the daily field KPI roll-ups of the (worker, day) pairs and
+  deals queued by triggers, and of tasks that fell overdue (``backend.appraisal.field_rollups``).
+- ``rfm_segments`` nightly: customers' RFM segments (``backend.appraisal.rfm``).
 
 Run it with ``fieldcrm worker`` (same environment as the API).
 """
@@ -27,6 +30,7 @@ import procrastinate
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from backend.appraisal import kpi_jobs
 from backend.config import Settings
 from backend.db.session import make_engine, make_sessionmaker
 from backend.lib import idempotency, ratelimit
@@ -122,6 +126,15 @@ class Jobs:
             )
         return len(workers), changes, solved
 
+    async def field_rollups(self) -> tuple[int, int]:
+        """Recompute the queued field roll-ups: (days, deals)."""
+        result = await kpi_jobs.refresh_field_rollups(self.sessionmaker, self.clock)
+        return result.days, result.deals
+
+    async def rfm_segments(self) -> int:
+        """Recompute customers' RFM segments: customers segmented."""
+        return await kpi_jobs.recompute_rfm(self.sessionmaker, self.clock)
+
 
 def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     """A procrastinate app on the organisation database with our periodic jobs."""
@@ -150,6 +163,18 @@ def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     )
     async def refresh_routes(timestamp: int) -> Any:
         return list(await jobs.refresh_routes())
+
+    @app.periodic(cron=kpi_jobs.FIELD_ROLLUPS_CRON, periodic_id="field_rollups")
+    @app.task(
+        name="field_rollups", queue="appraisal", queueing_lock="field_rollups", pass_context=False
+    )
+    async def field_rollups(timestamp: int) -> Any:
+        return list(await jobs.field_rollups())
+
+    @app.periodic(cron=kpi_jobs.RFM_CRON, periodic_id="rfm_segments")
+    @app.task(name="rfm_segments", queue="appraisal", pass_context=False)
+    async def rfm_segments(timestamp: int) -> Any:
+        return await jobs.rfm_segments()
 
     return app
 

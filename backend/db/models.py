@@ -1,6 +1,16 @@
 """Imports every domain's models so the metadata is complete (Alembic, tests)."""
 
 from backend.accounts.models import AuthSession, Organization, Team, TeamMember, User
+from backend.appraisal.kpi_models import (
+    CustomerRfm,
+    FieldDaily,
+    FieldDealCredit,
+    FieldDealQueue,
+    FieldRollupQueue,
+    FieldRollupState,
+    Scorecard,
+    ScorecardReview,
+)
 from backend.audit.models import AuditEntry
 from backend.customers.models import Contact, Customer, Interaction, Site
 from backend.db.base import Base
@@ -39,6 +49,7 @@ __all__ = [
     "Contact",
     "Counter",
     "Customer",
+    "CustomerRfm",
     "DailySummary",
     "Deal",
     "DealStageChange",
@@ -47,6 +58,11 @@ __all__ = [
     "Document",
     "DocumentTemplate",
     "EtaChange",
+    "FieldDaily",
+    "FieldDealCredit",
+    "FieldDealQueue",
+    "FieldRollupQueue",
+    "FieldRollupState",
     "IdempotentRequest",
     "Interaction",
     "LatestPosition",
@@ -57,6 +73,8 @@ __all__ = [
     "Pipeline",
     "RateLimitWindow",
     "RoutePlan",
+    "Scorecard",
+    "ScorecardReview",
     "Shift",
     "ShiftSchedule",
     "Site",
