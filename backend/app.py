@@ -43,11 +43,15 @@ from backend.lib.errors import EXCEPTION_HANDLERS, AppError, Unauthenticated
 from backend.lib.logging import configure_logging, request_id_middleware
 from backend.notifications import controllers as notifications_api
 from backend.routing import controllers as routing_api
+from backend.routing.pages import DispatchPages
 from backend.sales import config_controllers as sales_config_api
 from backend.sales import controllers as sales_api
 from backend.sales.lead_pages import LeadPages
+from backend.sales.pages import DealPages
 from backend.tasks import controllers as tasks_api
+from backend.tasks.task_pages import TaskPages
 from backend.tracking import controllers as tracking_api
+from backend.tracking.map_pages import MapPages
 from backend.tracking.osmand_endpoint import osmand
 from backend.tracking.pages import TrackingPages
 from backend.tracking.stream import make_channels
@@ -124,6 +128,10 @@ def create_app(
             LeadPages,
             TrackingPages,
             TeamPages,
+            MapPages,
+            DealPages,
+            TaskPages,
+            DispatchPages,
         ],
         dependencies={
             "db_session": Provide(provide_db_session),

@@ -54,6 +54,7 @@ class Settings:
     lead_rate_per_minute: int = 10
     ping_retention_days: int = 60
     osrm_url: str | None = None
+    map_tile_url: str = ""
 
     @property
     def is_development(self) -> bool:
@@ -93,6 +94,7 @@ def settings_from_env() -> Settings:
         lead_rate_per_minute=_int("FIELDCRM_LEAD_RATE_PER_MINUTE", 10),
         ping_retention_days=_int("FIELDCRM_PING_RETENTION_DAYS", 60),
         osrm_url=os.environ.get("FIELDCRM_OSRM_URL") or None,
+        map_tile_url=os.environ.get("FIELDCRM_MAP_TILE_URL", "").strip(),
     )
 
 

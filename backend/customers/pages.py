@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 from litestar.response import Redirect, Template
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role
 from backend.accounts.services import get_user
+from backend.config import Settings
 from backend.customers import services
 from backend.lib.pagination import Cursor
 from backend.lib.tenancy import Actor
@@ -50,15 +52,25 @@ class CustomerPages(Controller):
 
     @get("/customers/{customer_id:uuid}")
     async def customer(
-        self, customer_id: uuid.UUID, db_session: AsyncSession, actor: Actor
+        self, customer_id: uuid.UUID, db_session: AsyncSession, actor: Actor, settings: Settings
     ) -> Template:
-        """One customer: contacts, sites and the latest timeline."""
+        """One customer: contacts, sites (on a small map) and the latest timeline."""
         customer = await services.visible_customer(db_session, actor, customer_id)
         detail = await services.customer_out(db_session, customer)
         timeline = await services.list_interactions(
             db_session, actor, customer_id, kind=None, limit=20, cursor=None
         )
         me = await get_user(db_session, actor, actor.user_id)
-        return Template(
-            "customers/detail.html", context={"c": detail, "timeline": timeline.items, "me": me}
-        )
+        sites = [
+            {"lat": s.lat, "lon": s.lon, "label": s.label or s.address or "site"}
+            for s in detail.sites
+        ]
+        context = {
+            "c": detail,
+            "timeline": timeline.items,
+            "me": me,
+            "sites_json": msgspec.json.encode(sites).decode(),
+            "has_sites": bool(sites),
+            "tiles": settings.map_tile_url,
+        }
+        return Template("customers/detail.html", context=context)

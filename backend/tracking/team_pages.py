@@ -1,22 +1,103 @@
-"""The manager's team board: who is on shift, where, doing what, battery; refreshed by htmx
-polling."""
+"""The manager's team board: who is on shift, where, doing what, late or not, battery;
+refreshed by htmx polling.
+
+The rows come from the live board (``tracking.live``, audited like the API) and, for each
+worker with a current or next task, from their day's route (``routing.services.get_route``):
+a visit whose ETA falls after its window's end makes the worker "late". The live map
+(``map_pages``) lists the same rows beside the map.
+"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, get
+from litestar.params import Parameter
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.accounts.models import Role
-from backend.accounts.services import get_user
+from backend.accounts.models import Role, User
+from backend.accounts.schemas import TeamOut
+from backend.accounts.services import get_user, list_teams
 from backend.lib.clock import Clock
+from backend.lib.errors import NotFound
 from backend.lib.tenancy import Actor
+from backend.routing import services as routing
 from backend.tracking import live
 from backend.tracking.pages import STATUS_LABELS, local_time
+
+MAX_TEAMS = 200
+
+
+async def visible_teams(session: AsyncSession, actor: Actor) -> list[TeamOut]:
+    """Teams the caller may pick on the board and the map (admins: all, managers: led)."""
+    return (await list_teams(session, actor, MAX_TEAMS, None)).items
+
+
+def check_team(teams: list[TeamOut], team_id: uuid.UUID | None) -> None:
+    """404 unless ``team_id`` (when given) is one of the caller's teams."""
+    if team_id is not None and all(t.id != team_id for t in teams):
+        raise NotFound("Team not found")
+
+
+async def lateness(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
+    """How late the worker runs today: the number of visits whose ETA is after their window,
+    and the next open visit's lateness in minutes (0 when on time)."""
+    view = await routing.get_route(
+        session, actor, user_id, routing.today_in(actor.org_time_zone, now), now
+    )
+    upcoming = [s for s in view.route.stops if s.status == "open"]
+    next_late = upcoming[0].late_s // 60 if upcoming else 0
+    return {
+        "lateVisits": view.route.totals.late_visits,
+        "nextLateMin": next_late,
+        "remaining": view.route.totals.remaining,
+    }
+
+
+async def board_rows(
+    session: AsyncSession, actor: Actor, me: User, now: datetime, team_id: uuid.UUID | None
+) -> list[dict[str, Any]]:
+    """The visible workers' live rows, each with its status label, position age, next task's
+    local time and today's lateness. Audited (a look at where people are)."""
+    zone = ZoneInfo(me.time_zone)
+    board = await live.live(session, actor, now, team_id)
+    rows = []
+    for feature in board["features"]:
+        props = feature["properties"]
+        seen = datetime.fromisoformat(props["lastSeen"]) if props["lastSeen"] else None
+        busy = props["currentTask"] is not None or props["nextTask"] is not None
+        rows.append(
+            {
+                **props,
+                "statusLabel": STATUS_LABELS[props["status"]],
+                "seenAgo": _ago(now, seen),
+                "coordinates": feature["geometry"]["coordinates"] if feature["geometry"] else None,
+                "nextAt": local_time(
+                    datetime.fromisoformat(props["nextTask"]["startsAt"])
+                    if props["nextTask"] and props["nextTask"]["startsAt"]
+                    else None,
+                    zone,
+                ),
+                "late": await lateness(session, actor, uuid.UUID(props["userId"]), now)
+                if busy
+                else None,
+            }
+        )
+    return rows
+
+
+def status_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How many workers are in each status."""
+    counts = dict.fromkeys(STATUS_LABELS, 0)
+    for row in rows:
+        counts[row["status"]] += 1
+    return counts
 
 
 class TeamPages(Controller):
@@ -27,39 +108,29 @@ class TeamPages(Controller):
 
     @get("/team")
     async def team(
-        self, request: Request[Any, Any, Any], db_session: AsyncSession, actor: Actor, clock: Clock
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        actor: Actor,
+        clock: Clock,
+        team: Annotated[uuid.UUID | None, Parameter(description="a team you lead")] = None,
     ) -> Template:
-        """Every visible worker's status, position age, battery, current and next task. Each
-        look is audited like the live API (it shows where people are)."""
+        """Every visible worker's status, position age, battery, current and next task and
+        whether they run late. Each look is audited like the live API."""
         actor.require_role(Role.ADMIN, Role.MANAGER)
         now = clock.now()
         me = await get_user(db_session, actor, actor.user_id)
-        zone = ZoneInfo(me.time_zone)
-        board = await live.live(db_session, actor, now, None)
-        rows = []
-        for feature in board["features"]:
-            props = feature["properties"]
-            seen = datetime.fromisoformat(props["lastSeen"]) if props["lastSeen"] else None
-            rows.append(
-                {
-                    **props,
-                    "statusLabel": STATUS_LABELS[props["status"]],
-                    "seenAgo": _ago(now, seen),
-                    "coordinates": feature["geometry"]["coordinates"]
-                    if feature["geometry"]
-                    else None,
-                    "nextAt": local_time(
-                        datetime.fromisoformat(props["nextTask"]["startsAt"])
-                        if props["nextTask"] and props["nextTask"]["startsAt"]
-                        else None,
-                        zone,
-                    ),
-                }
-            )
-        counts = {label: 0 for label in STATUS_LABELS}
-        for row in rows:
-            counts[row["status"]] += 1
-        context = {"me": me, "rows": rows, "counts": counts, "labels": STATUS_LABELS}
+        teams = await visible_teams(db_session, actor)
+        check_team(teams, team)
+        rows = await board_rows(db_session, actor, me, now, team)
+        context = {
+            "me": me,
+            "rows": rows,
+            "counts": status_counts(rows),
+            "labels": STATUS_LABELS,
+            "teams": teams,
+            "team": team,
+        }
         is_htmx = request.headers.get("hx-request") == "true"
         return Template(
             "tracking/_team_rows.html" if is_htmx else "tracking/team.html", context=context

@@ -1,0 +1,400 @@
+"""The deal board (``/deals``: kanban by stage of a pipeline) and the deal card
+(``/deals/{id}``: timeline, stage history, calls, files, documents, tasks).
+
+Every change goes through the JSON API's services (``move_deal``, ``log_call``,
+``generate_for_deal``) inside a savepoint: a refused change undoes its writes, and the page
+shows the service's reasons next to the field (or on the deal's card on the board) with 422.
+Managers and admins only; what they see is the API's visibility (own teams / organisation).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from litestar.response import File, Redirect, Response, Template
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from backend.accounts.models import Role, User
+from backend.accounts.services import get_user
+from backend.documents import services as documents
+from backend.lib.clock import Clock
+from backend.lib.errors import AppError, InvalidInput
+from backend.lib.tenancy import Actor
+from backend.sales import config_services, schemas, services
+from backend.tasks.models import TaskStatus
+from backend.tasks.services import list_tasks
+
+COLUMN_LIMIT = 50
+# Service field names → the form's field names.
+FORM_FIELDS = {
+    "stageId": "stage_id",
+    "scheduledStart": "scheduled_start",
+    "scheduledEnd": "scheduled_end",
+    "lostReason": "lost_reason",
+    "comment": "comment",
+    "expectedVersion": "stage_id",
+    "outcome": "outcome",
+    "durationS": "duration_min",
+    "notes": "notes",
+    "template": "template",
+}
+
+
+class MoveForm(msgspec.Struct):
+    """The stage-move form (strings as browsers send them; checked in ``move_of``)."""
+
+    stage_id: str = ""
+    version: str = ""
+    scheduled_start: str = ""
+    scheduled_end: str = ""
+    lost_reason: str = ""
+    comment: str = ""
+    pipeline: str = ""
+
+
+class CallForm(msgspec.Struct):
+    """The log-a-call form."""
+
+    outcome: str = ""
+    duration_min: str = ""
+    notes: str = ""
+
+
+class DocumentForm(msgspec.Struct):
+    """The generate-a-document form."""
+
+    template: str = ""
+
+
+def form_errors(exc: AppError) -> dict[str, str]:
+    """The error's reasons by form field (the detail under ``_`` when it names no field)."""
+    found: dict[str, str] = {}
+    for error in exc.errors:
+        name = FORM_FIELDS.get(error.field, "_")
+        found[name] = f"{found[name]}; {error.reason}" if name in found else error.reason
+    return found or {"_": exc.detail}
+
+
+def _local(raw: str, field: str, zone: ZoneInfo) -> datetime | None:
+    """A ``datetime-local`` value read in the user's zone; None when empty."""
+    if not raw.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise InvalidInput.on(field, "a date and time like 2026-11-25T10:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def move_of(form: MoveForm, zone: ZoneInfo) -> schemas.StageMove:
+    """The API's ``StageMove`` from the form; InvalidInput on the field that is wrong."""
+    try:
+        stage_id = uuid.UUID(form.stage_id)
+    except ValueError:
+        raise InvalidInput.on("stageId", "choose a stage") from None
+    version = int(form.version) if form.version.strip().isdigit() else None
+    if len(form.lost_reason) > 300:
+        raise InvalidInput.on("lostReason", "at most 300 characters")
+    if len(form.comment) > 2000:
+        raise InvalidInput.on("comment", "at most 2000 characters")
+    return schemas.StageMove(
+        stage_id=stage_id,
+        scheduled_start=_local(form.scheduled_start, "scheduledStart", zone),
+        scheduled_end=_local(form.scheduled_end, "scheduledEnd", zone),
+        lost_reason=form.lost_reason.strip() or None,
+        comment=form.comment.strip() or None,
+        expected_version=version,
+    )
+
+
+def call_of(form: CallForm) -> schemas.CallIn:
+    """The API's ``CallIn`` from the form."""
+    outcome = form.outcome.strip()
+    if not outcome:
+        raise InvalidInput.on("outcome", "say how the call went")
+    if len(outcome) > 200:
+        raise InvalidInput.on("outcome", "at most 200 characters")
+    duration = None
+    if form.duration_min.strip():
+        try:
+            minutes = Decimal(form.duration_min.strip())
+        except ArithmeticError:
+            raise InvalidInput.on("durationS", "minutes, a number") from None
+        if not minutes.is_finite() or not 0 <= minutes <= 1440:
+            raise InvalidInput.on("durationS", "between 0 and 1440 minutes")
+        duration = int(minutes * 60)
+    if len(form.notes) > 10_000:
+        raise InvalidInput.on("notes", "at most 10,000 characters")
+    return schemas.CallIn(outcome=outcome, duration_s=duration, notes=form.notes.strip() or None)
+
+
+async def _names(session: AsyncSession, actor: Actor, ids: set[uuid.UUID]) -> dict[Any, str]:
+    """Full names of the organisation's users among ``ids``."""
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(User.id, User.full_name).where(
+            User.id.in_(ids), User.organization_id == actor.organization_id
+        )
+    )
+    return {user_id: name for user_id, name in rows.all()}
+
+
+async def board_context(
+    session: AsyncSession, actor: Actor, pipeline_id: uuid.UUID | None
+) -> dict[str, Any]:
+    """The pipelines, the chosen one's stages and each stage's visible deals (newest first,
+    at most ``COLUMN_LIMIT`` per column)."""
+    pipelines = await config_services.list_pipelines(session, actor)
+    chosen = next((p for p in pipelines if p.id == pipeline_id), None)
+    if pipeline_id is not None and chosen is None:
+        raise InvalidInput.on("pipeline", "no such pipeline")
+    chosen = chosen or (pipelines[0] if pipelines else None)
+    columns = []
+    owners: set[uuid.UUID] = set()
+    for stage in chosen.stages if chosen else []:
+        page = await services.list_deals(
+            session,
+            actor,
+            pipeline_id=chosen.id if chosen else None,
+            stage_id=stage.id,
+            owner_id=None,
+            customer_id=None,
+            limit=COLUMN_LIMIT,
+            cursor=None,
+        )
+        owners |= {d.owner_id for d in page.items if d.owner_id}
+        columns.append({"stage": stage, "deals": page.items, "more": page.next_cursor is not None})
+    return {
+        "pipelines": pipelines,
+        "pipeline": chosen,
+        "columns": columns,
+        "owners": await _names(session, actor, owners),
+        "card_errors": {},
+    }
+
+
+def _is_htmx(request: Request[Any, Any, Any]) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+class DealPages(Controller):
+    """``/deals`` and ``/deals/{id}`` (managers and admins)."""
+
+    path = "/deals"
+    include_in_schema = False
+
+    @get("/")
+    async def board(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        actor: Actor,
+        pipeline: Annotated[uuid.UUID | None, Parameter(description="pipeline id")] = None,
+    ) -> Template:
+        """The kanban of a pipeline (the default one first); htmx gets the board only."""
+        actor.require_role(Role.ADMIN, Role.MANAGER)
+        me = await get_user(db_session, actor, actor.user_id)
+        context = await board_context(db_session, actor, pipeline) | {"me": me}
+        name = "deals/_board.html" if _is_htmx(request) else "deals/board.html"
+        return Template(name, context=context)
+
+    @post("/{deal_id:uuid}/move", status_code=303)
+    async def move(
+        self,
+        deal_id: uuid.UUID,
+        data: Annotated[MoveForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        actor: Actor,
+        clock: Clock,
+        state: State,
+    ) -> Response[Any]:
+        """Move a deal to another stage under the stage's rules. From the board (``pipeline``
+        given) it answers the board, with the refusal's reasons on the deal's card; from the
+        deal card, the card with the reasons next to the fields."""
+        actor.require_role(Role.ADMIN, Role.MANAGER)
+        me = await get_user(db_session, actor, actor.user_id)
+        from_board = bool(data.pipeline)
+        try:
+            async with db_session.begin_nested():
+                move = move_of(data, ZoneInfo(me.time_zone))
+                deal, _ = await services.move_deal(
+                    db_session, actor, deal_id, move, clock.now(), state.storage
+                )
+        except AppError as exc:
+            errors = form_errors(exc)
+            if from_board:
+                pipeline_id = _uuid_or_none(data.pipeline)
+                context = await board_context(db_session, actor, pipeline_id)
+                context |= {"me": me, "card_errors": {deal_id: list(errors.values())}}
+                name = "deals/_board.html" if _is_htmx(request) else "deals/board.html"
+                return Template(name, context=context, status_code=exc.status)
+            context = await card_context(db_session, actor, deal_id, me, clock.now())
+            context |= {"move_errors": errors, "move_values": data}
+            name = "deals/_move.html" if _is_htmx(request) else "deals/card.html"
+            return Template(name, context=context, status_code=exc.status)
+        if from_board:
+            target = f"/deals?pipeline={deal.pipeline_id}"
+            if _is_htmx(request):
+                context = await board_context(db_session, actor, deal.pipeline_id)
+                return Template("deals/_board.html", context=context | {"me": me})
+            return Redirect(target, status_code=303)
+        if _is_htmx(request):
+            return Response(b"", status_code=200, headers={"HX-Redirect": f"/deals/{deal_id}"})
+        return Redirect(f"/deals/{deal_id}", status_code=303)
+
+    @get("/{deal_id:uuid}")
+    async def card(
+        self, deal_id: uuid.UUID, db_session: AsyncSession, actor: Actor, clock: Clock
+    ) -> Template:
+        """One deal: facts, move form, timeline, stage history, calls, files, documents,
+        tasks."""
+        actor.require_role(Role.ADMIN, Role.MANAGER)
+        me = await get_user(db_session, actor, actor.user_id)
+        context = await card_context(db_session, actor, deal_id, me, clock.now())
+        return Template("deals/card.html", context=context)
+
+    @post("/{deal_id:uuid}/calls", status_code=303)
+    async def log_call(
+        self,
+        deal_id: uuid.UUID,
+        data: Annotated[CallForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        db_session: AsyncSession,
+        actor: Actor,
+        clock: Clock,
+    ) -> Redirect | Template:
+        """Record a call on the deal (as ``POST /api/v1/deals/{id}/calls``)."""
+        actor.require_role(Role.ADMIN, Role.MANAGER)
+        try:
+            async with db_session.begin_nested():
+                await services.log_call(db_session, actor, deal_id, call_of(data), clock.now())
+        except AppError as exc:
+            me = await get_user(db_session, actor, actor.user_id)
+            context = await card_context(db_session, actor, deal_id, me, clock.now())
+            context |= {"call_errors": form_errors(exc), "call_values": data}
+            return Template("deals/card.html", context=context, status_code=exc.status)
+        return Redirect(f"/deals/{deal_id}#calls", status_code=303)
+
+    @post("/{deal_id:uuid}/documents", status_code=303)
+    async def generate_document(
+        self,
+        deal_id: uuid.UUID,
+        data: Annotated[DocumentForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        db_session: AsyncSession,
+        actor: Actor,
+        clock: Clock,
+        state: State,
+    ) -> Redirect | Template:
+        """Generate (a new version of) a PDF from a template, as the API does."""
+        actor.require_role(Role.ADMIN, Role.MANAGER)
+        try:
+            async with db_session.begin_nested():
+                if not data.template.strip():
+                    raise InvalidInput.on("template", "choose a template")
+                deal = await services.visible_deal(db_session, actor, deal_id)
+                organization = await services.organization_of(db_session, actor.organization_id)
+                await documents.generate_for_deal(
+                    db_session,
+                    deal,
+                    organization,
+                    template_name=data.template.strip()[:200],
+                    actor_id=actor.user_id,
+                    now=clock.now(),
+                    storage=state.storage,
+                )
+        except AppError as exc:
+            me = await get_user(db_session, actor, actor.user_id)
+            context = await card_context(db_session, actor, deal_id, me, clock.now())
+            context |= {"document_errors": form_errors(exc)}
+            return Template("deals/card.html", context=context, status_code=exc.status)
+        return Redirect(f"/deals/{deal_id}#documents", status_code=303)
+
+    @get("/{deal_id:uuid}/files/{attachment_id:uuid}", media_type="application/octet-stream")
+    async def download(
+        self,
+        deal_id: uuid.UUID,
+        attachment_id: uuid.UUID,
+        db_session: AsyncSession,
+        actor: Actor,
+        state: State,
+    ) -> File:
+        """A file of the deal for the browser session (as ``/api/v1/attachments/{id}/content``)."""
+        row = await documents.visible_attachment(db_session, actor, attachment_id)
+        return File(
+            path=state.storage.path_of(row.storage_key),
+            filename=row.filename,
+            media_type=row.content_type,
+            content_disposition_type="attachment",
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private"},
+        )
+
+
+def _uuid_or_none(raw: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        return None
+
+
+async def card_context(
+    session: AsyncSession, actor: Actor, deal_id: uuid.UUID, me: User, now: datetime
+) -> dict[str, Any]:
+    """Everything the deal card shows, from the API's services."""
+    deal = await services.deal_out(session, await services.visible_deal(session, actor, deal_id))
+    pipeline = await config_services.pipeline_out(
+        session, await config_services.get_pipeline(session, actor, deal.pipeline_id)
+    )
+    stage_names = {s.id: s.name for s in pipeline.stages}
+    timeline = await services.deal_timeline(session, actor, deal_id, limit=100, cursor=None)
+    history = await services.stage_history(session, actor, deal_id)
+    attachments = await documents.list_attachments(session, actor, deal_id=deal_id)
+    docs = await documents.list_documents(session, actor, deal_id)
+    templates = [t.name for t in await documents.list_templates(session, actor) if t.is_active]
+    tasks = await list_tasks(
+        session,
+        actor,
+        now=now,
+        assignee_id=None,
+        status=None,
+        kind=None,
+        deal_id=deal_id,
+        overdue=False,
+        limit=100,
+        cursor=None,
+    )
+    people = {i.author_id for i in timeline.items if i.author_id}
+    people |= {h.actor_id for h in history if h.actor_id}
+    people |= {t.assignee_id for t in tasks.items if t.assignee_id}
+    if deal.owner_id:
+        people.add(deal.owner_id)
+    return {
+        "me": me,
+        "deal": deal,
+        "pipeline": pipeline,
+        "stage_names": stage_names,
+        "timeline": timeline.items,
+        "calls": [i for i in timeline.items if i.kind.value == "call"],
+        "history": history,
+        "attachments": attachments,
+        "documents": docs,
+        "templates": templates or ["Invoice"],
+        "tasks": tasks.items,
+        "open_statuses": {TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value},
+        "names": await _names(session, actor, people),
+        "move_errors": {},
+        "move_values": MoveForm(),
+        "call_errors": {},
+        "call_values": CallForm(),
+        "document_errors": {},
+    }
