@@ -42,6 +42,8 @@ from backend.lib.clock import Clock, SystemClock
 from backend.lib.errors import EXCEPTION_HANDLERS, AppError, Unauthenticated
 from backend.lib.logging import configure_logging, request_id_middleware
 from backend.notifications import controllers as notifications_api
+from backend.notifications.customer import controllers as customer_messages_api
+from backend.notifications.customer.pages import CustomerLinkPages
 from backend.routing import controllers as routing_api
 from backend.routing.pages import DispatchPages
 from backend.sales import config_controllers as sales_config_api
@@ -120,12 +122,14 @@ def create_app(
             *sales_config_api.CONTROLLERS,
             *tasks_api.CONTROLLERS,
             *notifications_api.CONTROLLERS,
+            *customer_messages_api.CONTROLLERS,
             *tracking_api.CONTROLLERS,
             *routing_api.CONTROLLERS,
             osmand,
             LoginPages,
             CustomerPages,
             LeadPages,
+            CustomerLinkPages,
             TrackingPages,
             TeamPages,
             MapPages,
@@ -151,7 +155,8 @@ def create_app(
             header_name="x-csrftoken",
             # The JSON API takes bearer tokens only (never cookies), so it needs no CSRF token.
             # Public lead forms are posted from other sites: honeypot + rate limit instead.
-            exclude=["/api/", "/health", "/ready", "/static/", "/f/"],
+            # Customers' links (tracking, feedback, unsubscribe) carry their token: rate limit.
+            exclude=["/api/", "/health", "/ready", "/static/", "/f/", "/t/", "/feedback/", "/u/"],
         ),
         template_config=TemplateConfig(
             directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_register_filters

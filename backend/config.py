@@ -54,6 +54,8 @@ class Settings:
     lead_rate_per_minute: int = 10
     ping_retention_days: int = 60
     osrm_url: str | None = None
+    # Where customers open the links in their messages (tracking, feedback, unsubscribe).
+    public_base_url: str = "http://127.0.0.1:8000"
     map_tile_url: str = ""
 
     @property
@@ -94,6 +96,7 @@ def settings_from_env() -> Settings:
         lead_rate_per_minute=_int("FIELDCRM_LEAD_RATE_PER_MINUTE", 10),
         ping_retention_days=_int("FIELDCRM_PING_RETENTION_DAYS", 60),
         osrm_url=os.environ.get("FIELDCRM_OSRM_URL") or None,
+        public_base_url=os.environ.get("FIELDCRM_PUBLIC_BASE_URL") or "http://127.0.0.1:8000",
         map_tile_url=os.environ.get("FIELDCRM_MAP_TILE_URL", "").strip(),
     )
 

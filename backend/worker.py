@@ -13,6 +13,9 @@ Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
   from their positions and progress (each ETA that moved by 5 minutes or more is recorded as an
   ``eta_changes`` row) and days whose visits changed are re-optimised
   (``backend.routing.services``).
+- ``customer_messages`` every minute: visit confirmations, day-before reminders, "on my way"
+  when a worker drives to their next visit, "running late" from ``eta_changes`` and feedback
+  requests after a visit (``backend.notifications.customer.jobs``).
 - ``field_rollups`` every minute: the daily field KPI roll-ups of the (worker, day) pairs and
   deals queued by triggers, and of tasks that fell overdue (``backend.appraisal.field_rollups``).
 - ``rfm_segments`` nightly: customers' RFM segments (``backend.appraisal.rfm``).
@@ -35,6 +38,7 @@ from backend.config import Settings
 from backend.db.session import make_engine, make_sessionmaker
 from backend.lib import idempotency, ratelimit
 from backend.lib.clock import Clock, SystemClock
+from backend.notifications.customer.jobs import CustomerMessageJobs
 from backend.routing import services as routing
 from backend.tasks import sla
 from backend.tracking import days, partitions
@@ -163,6 +167,18 @@ def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     )
     async def refresh_routes(timestamp: int) -> Any:
         return list(await jobs.refresh_routes())
+
+    customer_jobs = CustomerMessageJobs(jobs.sessionmaker, jobs.clock, settings.public_base_url)
+
+    @app.periodic(cron="* * * * *", periodic_id="customer_messages")
+    @app.task(
+        name="customer_messages",
+        queue="notifications",
+        queueing_lock="customer_messages",
+        pass_context=False,
+    )
+    async def customer_messages(timestamp: int) -> Any:
+        return await customer_jobs.run()
 
     @app.periodic(cron=kpi_jobs.FIELD_ROLLUPS_CRON, periodic_id="field_rollups")
     @app.task(

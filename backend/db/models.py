@@ -18,6 +18,13 @@ from backend.db.counters import Counter
 from backend.documents.models import Attachment, Document, DocumentTemplate
 from backend.lib.idempotency import IdempotentRequest
 from backend.lib.ratelimit import RateLimitWindow
+from backend.notifications.customer.models import (
+    CustomerLink,
+    MessageTemplate,
+    Unsubscribe,
+    VisitFeedback,
+    VisitMessageState,
+)
 from backend.notifications.models import Notification, OutboxMessage
 from backend.routing.models import DispatchPlan, EtaChange, RoutePlan
 from backend.sales.models import (
@@ -49,6 +56,7 @@ __all__ = [
     "Contact",
     "Counter",
     "Customer",
+    "CustomerLink",
     "CustomerRfm",
     "DailySummary",
     "Deal",
@@ -67,6 +75,7 @@ __all__ = [
     "Interaction",
     "LatestPosition",
     "LeadForm",
+    "MessageTemplate",
     "Notification",
     "Organization",
     "OutboxMessage",
@@ -83,5 +92,8 @@ __all__ = [
     "Team",
     "TeamMember",
     "Territory",
+    "Unsubscribe",
     "User",
+    "VisitFeedback",
+    "VisitMessageState",
 ]
