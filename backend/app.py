@@ -51,11 +51,13 @@ from backend.sales import controllers as sales_api
 from backend.sales.lead_pages import LeadPages
 from backend.sales.pages import DealPages
 from backend.tasks import controllers as tasks_api
+from backend.tasks.pages import VisitPages
 from backend.tasks.task_pages import TaskPages
 from backend.tracking import controllers as tracking_api
 from backend.tracking.map_pages import MapPages
 from backend.tracking.osmand_endpoint import osmand
 from backend.tracking.pages import TrackingPages
+from backend.tracking.pwa import ROUTES as PWA_ROUTES
 from backend.tracking.stream import make_channels
 from backend.tracking.team_pages import TeamPages
 
@@ -132,6 +134,8 @@ def create_app(
             CustomerLinkPages,
             TrackingPages,
             TeamPages,
+            VisitPages,
+            *PWA_ROUTES,
             MapPages,
             DealPages,
             TaskPages,

@@ -1,23 +1,32 @@
-"""The field worker's day page with the shift buttons."""
+"""The field worker's day ``/today``: visits in driving order with ETAs from the route service
+(the next on top, done ones folded away), call and navigate buttons, the day's totals, the
+shift buttons, and ``/today/pings`` where the page sends the phone's positions while a shift is
+open (the ping API's own ingest service and ``Idempotency-Key`` handling)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, get, post
-from litestar.params import Parameter
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.background_tasks import BackgroundTask
+from litestar.datastructures import State
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.services import get_user
+from backend.config import Settings
+from backend.lib import idempotency
 from backend.lib.clock import Clock
 from backend.lib.errors import AppError
 from backend.lib.tenancy import Actor
-from backend.tasks.services import visits_between
-from backend.tracking import days, services
+from backend.routing import services as routing
+from backend.tasks import page_forms
+from backend.tracking import services, today_view
 
 STATUS_LABELS = {
     "off_shift": "off shift",
@@ -26,6 +35,8 @@ STATUS_LABELS = {
     "driving": "driving",
     "idle": "idle",
 }
+
+IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
 
 
 def local_time(moment: datetime | None, tz: ZoneInfo) -> str:
@@ -42,31 +53,50 @@ class TrackingPages(Controller):
     @get("/today")
     async def today(
         self,
+        request: Request[Any, Any, Any],
         db_session: AsyncSession,
         actor: Actor,
         clock: Clock,
+        state: State,
+        settings: Settings,
         error: Annotated[str | None, Parameter(max_length=200)] = None,
     ) -> Template:
-        """The caller's shift and today's visits in planned order (the next one first)."""
+        """The caller's shift and today's visits in driving order (the route service: ETAs
+        from where the caller is; a changed day is re-optimised after the answer, like the
+        API)."""
         now = clock.now()
         me = await get_user(db_session, actor, actor.user_id)
         zone = ZoneInfo(me.time_zone)
-        start, end = days.local_day_bounds(now.astimezone(zone).date(), me.time_zone)
-        visits = await visits_between(db_session, actor, actor.user_id, start, end)
-        done = [v for v in visits if v.task.status.value == "done"]
-        ahead = [v for v in visits if v.task.status.value != "done"]
+        day = routing.today_in(me.time_zone, now)
+        route = await routing.get_route(db_session, actor, actor.user_id, day, now)
+        view = await today_view.day_view(db_session, actor, route.route)
         shift = await services.open_shift(db_session, actor.user_id)
         context = {
             "me": me,
             "shift": shift,
             "shift_since": local_time(shift.started_at, zone) if shift else "",
-            "ahead": ahead,
-            "done": done,
-            "local": lambda moment: local_time(moment, zone),
             "day": now.astimezone(zone).strftime("%A %d %B"),
+            "view": view,
+            "route": route.route,
+            "local": lambda moment: local_time(moment, zone),
+            "duration": today_view.duration,
+            "distance": today_view.distance,
             "error": error,
         }
-        return Template("tracking/today.html", context=context)
+        background = None
+        if route.stale:
+            background = BackgroundTask(
+                routing.reoptimise,
+                state.sessionmaker,
+                actor.organization_id,
+                actor.user_id,
+                day,
+                now,
+                osrm_url=settings.osrm_url,
+            )
+        is_htmx = request.headers.get("hx-request") == "true"
+        name = "field/_today.html" if is_htmx else "field/today.html"
+        return Template(name, context=context, background=background)
 
     @post("/today/shift/start", status_code=303)
     async def start_shift(self, db_session: AsyncSession, actor: Actor, clock: Clock) -> Redirect:
@@ -85,3 +115,35 @@ class TrackingPages(Controller):
         except AppError as exc:
             return Redirect(f"/today?error={quote(exc.detail)}", status_code=303)
         return Redirect("/today", status_code=303)
+
+    @post("/today/pings", status_code=200, request_max_body_size=2_000_000)
+    async def pings(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: AsyncSession,
+        actor: Actor,
+        clock: Clock,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[Any]:
+        """The page's batch of positions, the body of ``POST /api/v1/tracking/pings``
+        (``{"points": [...]}``), stored by the same ingest service; a refusal of the whole
+        batch is a problem+json answer like the API's."""
+        body = await request.body()
+        now = clock.now()
+
+        async def run() -> Any:
+            return msgspec.to_builtins(await services.ingest_batch(db_session, actor, body, now))
+
+        outcome = await page_forms.attempt(
+            db_session,
+            actor,
+            scope="tracking.pings",
+            key=idempotency_key,
+            request_hash=idempotency.body_hash(body),
+            now=now,
+            run=run,
+        )
+        if outcome.error is not None:
+            raise outcome.error
+        headers = {"Idempotent-Replay": "true"} if outcome.replay else None
+        return Response(outcome.answer, status_code=200, headers=headers)
