@@ -56,6 +56,23 @@ class Settings:
     osrm_url: str | None = None
     # Where customers open the links in their messages (tracking, feedback, unsubscribe).
     public_base_url: str = "http://127.0.0.1:8000"
+    # Notification delivery (backend.notifications.channels); a channel without its settings is
+    # off and its messages are marked sent with a "not configured" note.
+    fcm_service_account: str | None = None
+    fcm_project_id: str | None = None
+    fcm_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "fieldcrm <noreply@localhost>"
+    smtp_starttls: bool = True
+    sms_url: str | None = None
+    sms_token: str | None = field(default=None, repr=False)
+    vapid_private_key: str | None = field(default=None, repr=False)
+    vapid_public_key: str | None = None
+    vapid_subject: str = "mailto:admin@localhost"
+    outbox_max_attempts: int = 8
     map_tile_url: str = ""
 
     @property
@@ -97,6 +114,21 @@ def settings_from_env() -> Settings:
         ping_retention_days=_int("FIELDCRM_PING_RETENTION_DAYS", 60),
         osrm_url=os.environ.get("FIELDCRM_OSRM_URL") or None,
         public_base_url=os.environ.get("FIELDCRM_PUBLIC_BASE_URL") or "http://127.0.0.1:8000",
+        fcm_service_account=os.environ.get("FIELDCRM_FCM_SERVICE_ACCOUNT") or None,
+        fcm_project_id=os.environ.get("FIELDCRM_FCM_PROJECT_ID") or None,
+        fcm_url=os.environ.get("FIELDCRM_FCM_URL") or None,
+        smtp_host=os.environ.get("FIELDCRM_SMTP_HOST") or None,
+        smtp_port=_int("FIELDCRM_SMTP_PORT", 587),
+        smtp_user=os.environ.get("FIELDCRM_SMTP_USER") or None,
+        smtp_password=os.environ.get("FIELDCRM_SMTP_PASSWORD") or None,
+        smtp_from=os.environ.get("FIELDCRM_SMTP_FROM") or "fieldcrm <noreply@localhost>",
+        smtp_starttls=_bool("FIELDCRM_SMTP_STARTTLS", True),
+        sms_url=os.environ.get("FIELDCRM_SMS_URL") or None,
+        sms_token=os.environ.get("FIELDCRM_SMS_TOKEN") or None,
+        vapid_private_key=os.environ.get("FIELDCRM_VAPID_PRIVATE_KEY") or None,
+        vapid_public_key=os.environ.get("FIELDCRM_VAPID_PUBLIC_KEY") or None,
+        vapid_subject=os.environ.get("FIELDCRM_VAPID_SUBJECT") or "mailto:admin@localhost",
+        outbox_max_attempts=_int("FIELDCRM_OUTBOX_MAX_ATTEMPTS", 8),
         map_tile_url=os.environ.get("FIELDCRM_MAP_TILE_URL", "").strip(),
     )
 

@@ -20,11 +20,17 @@ Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
   deals queued by triggers, and of tasks that fell overdue (``backend.appraisal.field_rollups``).
 - ``rfm_segments`` nightly: customers' RFM segments (``backend.appraisal.rfm``).
 
+- the outbox relay (``backend.notifications.relay``): a long-running loop started with the
+  worker, woken by NOTIFY on every outbox commit (push, e-mail, SMS leave within milliseconds),
+  plus ``outbox_relay`` every minute as a safety net (one drain pass; rows are claimed with
+  ``SKIP LOCKED``, so both and several workers share the work without sending twice).
+
 Run it with ``fieldcrm worker`` (same environment as the API).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -38,7 +44,9 @@ from backend.config import Settings
 from backend.db.session import make_engine, make_sessionmaker
 from backend.lib import idempotency, ratelimit
 from backend.lib.clock import Clock, SystemClock
+from backend.notifications.channels import channels_from_settings
 from backend.notifications.customer.jobs import CustomerMessageJobs
+from backend.notifications.relay import Relay, RelayConfig
 from backend.routing import services as routing
 from backend.tasks import sla
 from backend.tracking import days, partitions
@@ -63,11 +71,21 @@ class Jobs:
         clock: Clock,
         retention_days: int = 60,
         osrm_url: str | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.clock = clock
         self.retention_days = retention_days
         self.osrm_url = osrm_url
+        self.relay = relay
+
+    async def outbox_relay(self) -> int:
+        """One drain of the outbox (the long-running loop does the same on every wake-up):
+        the number of rows claimed."""
+        if self.relay is None:
+            return 0
+        stats = await self.relay.drain()
+        return stats.claimed
 
     async def sla_scan(self) -> tuple[int, int]:
         """One SLA pass in one transaction: (overdue notices, escalations)."""
@@ -192,14 +210,31 @@ def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     async def rfm_segments(timestamp: int) -> Any:
         return await jobs.rfm_segments()
 
+    @app.periodic(cron="* * * * *", periodic_id="outbox_relay")
+    @app.task(name="outbox_relay", queue="outbox", queueing_lock="outbox_relay", pass_context=False)
+    async def outbox_relay(timestamp: int) -> Any:
+        return await jobs.outbox_relay()
+
     return app
 
 
 async def run_worker(settings: Settings, *, concurrency: int = 2) -> None:
     """Run the worker until interrupted."""
     engine = make_engine(settings)
+    sessionmaker = make_sessionmaker(engine)
+    channels = channels_from_settings(settings)
+    relay = Relay(
+        sessionmaker,
+        channels,
+        SystemClock(),
+        RelayConfig(max_attempts=settings.outbox_max_attempts),
+    )
     jobs = Jobs(
-        make_sessionmaker(engine), SystemClock(), settings.ping_retention_days, settings.osrm_url
+        sessionmaker,
+        SystemClock(),
+        settings.ping_retention_days,
+        settings.osrm_url,
+        relay=relay,
     )
     async with jobs.sessionmaker() as session, session.begin():
         # Partitions for today exist before the first ping, even on a fresh database.
@@ -207,8 +242,15 @@ async def run_worker(settings: Settings, *, concurrency: int = 2) -> None:
             session, today=jobs.clock.now().date(), retention_days=settings.ping_retention_days
         )
     app = make_app(settings, jobs)
+    stop_relay = asyncio.Event()
+    relay_loop = asyncio.create_task(
+        relay.serve(psycopg_conninfo(settings.database_url), stop_relay)
+    )
     try:
         async with app.open_async():
             await app.run_worker_async(concurrency=concurrency, install_signal_handlers=True)
     finally:
+        stop_relay.set()
+        await relay_loop
+        await channels.aclose()
         await engine.dispose()

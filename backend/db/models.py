@@ -25,7 +25,13 @@ from backend.notifications.customer.models import (
     VisitFeedback,
     VisitMessageState,
 )
-from backend.notifications.models import Notification, OutboxMessage
+from backend.notifications.models import (
+    Notification,
+    NotificationSettings,
+    OutboxMessage,
+    PushDevice,
+    WebPushSubscriptionRow,
+)
 from backend.routing.models import DispatchPlan, EtaChange, RoutePlan
 from backend.sales.models import (
     Automation,
@@ -77,9 +83,11 @@ __all__ = [
     "LeadForm",
     "MessageTemplate",
     "Notification",
+    "NotificationSettings",
     "Organization",
     "OutboxMessage",
     "Pipeline",
+    "PushDevice",
     "RateLimitWindow",
     "RoutePlan",
     "Scorecard",
@@ -96,4 +104,5 @@ __all__ = [
     "User",
     "VisitFeedback",
     "VisitMessageState",
+    "WebPushSubscriptionRow",
 ]

@@ -11,14 +11,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.accounts.models import Role
+from backend.lib.errors import Conflict, NotFound
 from backend.lib.pagination import Page, keyset_desc, page_of
 from backend.lib.tenancy import Actor
 from backend.notifications import schemas
-from backend.notifications.models import Notification, OutboxMessage
+from backend.notifications.models import Notification, OutboxMessage, OutboxStatus
 
 OUTBOX_TOPIC = "notification"
 
@@ -140,3 +142,68 @@ async def mark_read(
         stmt = stmt.where(Notification.id.in_(ids))
     result = await session.execute(stmt.values(read_at=now))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def outbox_out(row: OutboxMessage) -> schemas.OutboxOut:
+    """The admin view of an outbox row."""
+    return schemas.OutboxOut(
+        id=row.id,
+        topic=row.topic,
+        payload=row.payload,
+        dedupe_key=row.dedupe_key,
+        status=row.status,
+        attempts=row.attempts,
+        available_at=row.available_at,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        last_error=row.last_error,
+        note=row.note,
+        progress=list(row.progress),
+    )
+
+
+async def list_outbox(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    status: OutboxStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[schemas.OutboxOut]:
+    """The organisation's outbox rows, newest first (admins only)."""
+    actor.require_role(Role.ADMIN)
+    stmt = select(OutboxMessage).where(OutboxMessage.organization_id == actor.organization_id)
+    if status is not None:
+        stmt = stmt.where(OutboxMessage.status == status)
+    stmt = keyset_desc(stmt, OutboxMessage.created_at, OutboxMessage.id, cursor, limit)
+    rows = list((await session.scalars(stmt)).all())
+    return page_of([outbox_out(r) for r in rows], limit, lambda o: [o.created_at, o.id])
+
+
+async def retry_outbox(
+    session: AsyncSession, actor: Actor, outbox_id: uuid.UUID, now: datetime
+) -> schemas.OutboxOut:
+    """Give a dead row a fresh set of attempts, due now (admins only; 409 unless dead).
+    Targets it already reached are not sent again."""
+    actor.require_role(Role.ADMIN)
+    row = await session.scalar(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.id == outbox_id,
+            OutboxMessage.organization_id == actor.organization_id,
+        )
+        .with_for_update()
+    )
+    if row is None:
+        raise NotFound("No such outbox message")
+    if row.status is not OutboxStatus.DEAD:
+        raise Conflict(f"Only dead messages can be retried; this one is {row.status.value}")
+    row.status = OutboxStatus.PENDING
+    row.attempts = 0
+    row.available_at = now
+    row.note = f"retried by an admin after: {row.last_error or 'no error recorded'}"[:2000]
+    row.last_error = None
+    await session.flush()
+    # The insert trigger wakes the relay for new rows; a revived row needs its own wake-up.
+    await session.execute(text("SELECT pg_notify('fieldcrm_outbox', '')"))
+    return outbox_out(row)
