@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.documents.models import Attachment
@@ -374,3 +374,116 @@ async def test_an_offline_check_in_replayed_later_keeps_its_time_and_is_stored_o
         headers=posting(v),
     )
     assert "recordedAt: needs a time zone offset" in naive.text
+
+
+async def test_the_day_in_driving_order_with_etas_call_buttons_and_totals(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession, clock: FrozenClock
+) -> None:
+    world, pipeline, late_id, _ = await measurement_visit(
+        client, factory, session, title="Later visit", starts=START + timedelta(hours=5)
+    )
+    _, _, first_id, _ = await measurement_visit(
+        client,
+        factory,
+        session,
+        title="First visit",
+        starts=START + timedelta(hours=1),
+        world=world,
+        pipeline=pipeline,
+    )
+    _, _, done_id, _ = await measurement_visit(
+        client, factory, session, title="Done visit", world=world, pipeline=pipeline
+    )
+    await login_in_browser(client, world.measurer_a.email)
+    page = await client.get("/today")
+    csrf = csrf_from(page.text)
+    headers = {"x-csrftoken": csrf, **HTMX}
+    await client.post(f"/visits/{done_id}/check-in", data=SITE, headers=headers)
+    clock.advance(timedelta(minutes=20))
+    await client.post(
+        f"/visits/{done_id}/check-out", data={**SITE, "outcome": "ok"}, headers=headers
+    )
+    html = (await client.get("/today")).text
+    first = html.index("<strong>First visit</strong>")
+    assert first < html.index("<strong>Later visit</strong>")
+    assert html.index("Later visit") < html.index("Done (1)")  # done ones folded at the end
+    assert html.index("<summary>Done (1)</summary>") < html.index("Done visit")
+    assert re.search(r'class="badge next-b">next<', html)
+    assert re.search(r'class="eta">ETA \d\d:\d\d<', html)
+    assert "13:00–14:00" in html  # First visit's window, Moscow time
+    assert 'href="tel:+79123456789"' in html
+    assert f'href="/visits/{first_id}"' in html
+    assert f'href="/visits/{late_id}"' in html
+    assert "<strong>3</strong> visits · <strong>1</strong> done · <strong>2</strong> to go" in html
+    partial = await client.get("/today", headers=HTMX)
+    assert "<html" not in partial.text
+    assert 'id="day"' in partial.text
+
+
+async def test_pings_from_the_page_go_through_the_ping_ingest_once_per_key(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    world = await factory.world()
+    worker = world.installer_a
+    await login_in_browser(client, worker.email)
+    csrf = csrf_from((await client.get("/today")).text)
+    headers = {"x-csrftoken": csrf, "Idempotency-Key": "batch-1"}
+    points = {
+        "points": [
+            {"timestamp": (START - timedelta(seconds=30)).isoformat(), "lat": 55.79, "lon": 49.12},
+            {"timestamp": START.isoformat(), "lat": 95, "lon": 49.12},
+        ]
+    }
+    off_shift = await client.post("/today/pings", json=points, headers=headers)
+    assert off_shift.status_code == 200, off_shift.text
+    body = off_shift.json()
+    assert body["accepted"] == 0
+    assert [r["field"] for r in body["rejected"]] == ["lat"]
+    started = await client.post("/today/shift/start", data={"_csrf_token": csrf})
+    assert started.status_code == 303
+    headers["Idempotency-Key"] = "batch-2"
+    batch = {
+        "points": [{"timestamp": START.isoformat(), "lat": 55.79, "lon": 49.12, "accuracy": 6}]
+    }
+    stored = await client.post("/today/pings", json=batch, headers=headers)
+    assert stored.json()["accepted"] == 1
+    again = await client.post("/today/pings", json=batch, headers=headers)
+    assert again.headers["idempotent-replay"] == "true"
+    assert again.json() == stored.json()
+    recorded = await session.scalar(
+        text("SELECT count(*) FROM pings WHERE user_id = :u"), {"u": worker.id}
+    )
+    assert recorded == 1
+    broken = await client.post("/today/pings", content=b"{nope", headers={"x-csrftoken": csrf})
+    assert broken.status_code == 400
+    assert broken.headers["content-type"].startswith("application/problem+json")
+    page = await client.get("/today")
+    assert "data-shift-open" in page.text
+
+
+async def test_the_app_installs_manifest_service_worker_and_icons(
+    client: httpx.AsyncClient,
+) -> None:
+    manifest = await client.get("/manifest.webmanifest")
+    assert manifest.status_code == 200
+    assert manifest.headers["content-type"].startswith("application/manifest+json")
+    body = manifest.json()
+    assert body["start_url"] == "/today"
+    assert {i["sizes"] for i in body["icons"]} == {"192x192", "512x512"}
+    for icon in body["icons"]:
+        image = await client.get(icon["src"])
+        assert image.status_code == 200
+        assert image.content.startswith(b"\x89PNG")
+        size = int(icon["sizes"].split("x")[0])
+        assert int.from_bytes(image.content[16:20], "big") == size
+    worker = await client.get("/sw.js")
+    assert worker.status_code == 200
+    assert worker.headers["content-type"].startswith("text/javascript")
+    assert worker.headers["service-worker-allowed"] == "/"
+    assert "caches.open" in worker.text
+    own = len(worker.content)
+    for name in ("field.js", "offline.js"):
+        script = await client.get(f"/static/js/{name}")
+        assert script.status_code == 200
+        own += len(script.content)
+    assert own <= 18 * 1024  # the brief's budget for this client's scripts
