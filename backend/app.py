@@ -31,6 +31,7 @@ from backend.accounts.auth import (
     provide_settings,
 )
 from backend.accounts.pages import LoginPages
+from backend.appraisal import report_controllers as reports_api
 from backend.config import Settings, get_settings
 from backend.customers import controllers as customers_api
 from backend.customers.geocoding import Geocoder
@@ -127,6 +128,7 @@ def create_app(
             *customer_messages_api.CONTROLLERS,
             *tracking_api.CONTROLLERS,
             *routing_api.CONTROLLERS,
+            *reports_api.CONTROLLERS,
             osmand,
             LoginPages,
             CustomerPages,

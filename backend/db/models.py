@@ -1,6 +1,7 @@
 """Imports every domain's models so the metadata is complete (Alembic, tests)."""
 
 from backend.accounts.models import AuthSession, Organization, Team, TeamMember, User
+from backend.appraisal import report_models  # noqa: F401 - registers the report tables
 from backend.appraisal.kpi_models import (
     CustomerRfm,
     FieldDaily,
