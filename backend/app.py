@@ -30,6 +30,7 @@ from backend.accounts.auth import (
     provide_clock,
     provide_settings,
 )
+from backend.accounts.admin_pages import AdminUserPages
 from backend.accounts.pages import LoginPages
 from backend.appraisal import report_controllers as reports_api
 from backend.config import Settings, get_settings
@@ -131,6 +132,7 @@ def create_app(
             *reports_api.CONTROLLERS,
             osmand,
             LoginPages,
+            AdminUserPages,
             CustomerPages,
             LeadPages,
             CustomerLinkPages,

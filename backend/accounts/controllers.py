@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from litestar import Controller, Request, Response, get, patch, post
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -125,9 +127,10 @@ class UserController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
         active: bool | None = None,
+        q: Annotated[str | None, Parameter(max_length=200)] = None,
     ) -> Page[schemas.UserOut]:
-        """Users the caller may see, by name."""
-        return await services.list_users(db_session, actor, limit, cursor, active)
+        """Users the caller may see, by name; ``q`` keeps those whose name or email contains it."""
+        return await services.list_users(db_session, actor, limit, cursor, active, q)
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create_user(

@@ -14,6 +14,8 @@ Password = Annotated[str, msgspec.Meta(min_length=10, max_length=200)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=320)]
 TimeZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Latitude = Annotated[float, msgspec.Meta(ge=-90, le=90)]
+Longitude = Annotated[float, msgspec.Meta(ge=-180, le=180)]
 
 
 class Input(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
@@ -88,6 +90,9 @@ class UserOut(Output):
     time_zone: str
     is_active: bool
     created_at: datetime
+    # Where a field worker's day starts and ends (home or depot); both or neither.
+    base_lat: float | None = None
+    base_lon: float | None = None
 
 
 class UserCreate(Input):
@@ -98,6 +103,10 @@ class UserCreate(Input):
     skills: list[Skill] = []
     phone: str | None = None
     time_zone: TimeZone | None = None
+    base_lat: Latitude | None = None
+    base_lon: Longitude | None = None
+    # Teams the new user joins.
+    team_ids: list[uuid.UUID] = []
 
 
 class UserUpdate(Input):
@@ -107,6 +116,11 @@ class UserUpdate(Input):
     phone: str | msgspec.UnsetType | None = msgspec.UNSET
     time_zone: TimeZone | msgspec.UnsetType = msgspec.UNSET
     is_active: bool | msgspec.UnsetType = msgspec.UNSET
+    # Send both (numbers, or null to clear the base).
+    base_lat: Latitude | msgspec.UnsetType | None = msgspec.UNSET
+    base_lon: Longitude | msgspec.UnsetType | None = msgspec.UNSET
+    # The user's teams (replaces every membership of the user).
+    team_ids: list[uuid.UUID] | msgspec.UnsetType = msgspec.UNSET
 
 
 class TeamOut(Output):

@@ -32,6 +32,7 @@ from backend.accounts.security import (
     verify_password,
 )
 from backend.config import Settings
+from backend.customers.search import escape_like
 from backend.lib.errors import Conflict, FieldError, InvalidInput, NotFound, Unauthenticated
 from backend.lib.pagination import Page, decode_cursor, page_of
 from backend.lib.tenancy import Actor, scope
@@ -333,6 +334,8 @@ def user_out(user: User) -> schemas.UserOut:
         time_zone=user.time_zone,
         is_active=user.is_active,
         created_at=user.created_at,
+        base_lat=user.base_lat,
+        base_lon=user.base_lon,
     )
 
 
@@ -351,12 +354,23 @@ async def get_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> U
 
 
 async def list_users(
-    session: AsyncSession, actor: Actor, limit: int, cursor: str | None, active: bool | None
+    session: AsyncSession,
+    actor: Actor,
+    limit: int,
+    cursor: str | None,
+    active: bool | None,
+    q: str | None = None,
 ) -> Page[schemas.UserOut]:
-    """Users the caller may see, by name."""
+    """Users the caller may see, by name; ``q`` keeps those whose name or email contains it
+    (case-insensitive)."""
     stmt = scope(select(User), actor, User.organization_id, User.id)
     if active is not None:
         stmt = stmt.where(User.is_active.is_(active))
+    if q and q.strip():
+        pattern = f"%{escape_like(q.strip())}%"
+        stmt = stmt.where(
+            User.full_name.ilike(pattern, escape="\\") | User.email.ilike(pattern, escape="\\")
+        )
     if cursor:
         name, last_id = decode_cursor(cursor, (str, uuid.UUID))
         stmt = stmt.where(tuple_(User.full_name, User.id) > tuple_(name, last_id))
@@ -385,12 +399,71 @@ async def create_user(session: AsyncSession, actor: Actor, data: schemas.UserCre
         skills=sorted({s.value for s in data.skills}),
         phone=normalize_phone(data.phone, "phone", actor.phone_region) if data.phone else None,
         time_zone=check_time_zone(data.time_zone) if data.time_zone else org.time_zone,
+        base_lat=data.base_lat,
+        base_lon=data.base_lon,
         is_active=True,
         token_version=1,
     )
+    _check_base(user)
     session.add(user)
     await session.flush()
+    if data.team_ids:
+        await _set_user_teams(session, actor, user.id, data.team_ids)
     return user
+
+
+def _check_base(user: User) -> None:
+    if (user.base_lat is None) != (user.base_lon is None):
+        field = "baseLon" if user.base_lon is None else "baseLat"
+        raise InvalidInput.on(field, "give both latitude and longitude of the base, or neither")
+
+
+async def _set_user_teams(
+    session: AsyncSession, actor: Actor, user_id: uuid.UUID, team_ids: list[uuid.UUID]
+) -> None:
+    """Make the user a member of exactly ``team_ids`` (teams of the actor's organisation)."""
+    wanted = list(dict.fromkeys(team_ids))
+    if wanted:
+        found = set(
+            await session.scalars(
+                select(Team.id).where(
+                    Team.organization_id == actor.organization_id, Team.id.in_(wanted)
+                )
+            )
+        )
+        missing = [str(t) for t in wanted if t not in found]
+        if missing:
+            raise InvalidInput.on(
+                "teamIds", f"no such team in the organisation: {', '.join(missing)}"
+            )
+    await session.execute(
+        delete(TeamMember).where(
+            TeamMember.user_id == user_id,
+            TeamMember.organization_id == actor.organization_id,
+            TeamMember.team_id.not_in(wanted),
+        )
+    )
+    current = set(
+        await session.scalars(select(TeamMember.team_id).where(TeamMember.user_id == user_id))
+    )
+    for team_id in wanted:
+        if team_id not in current:
+            session.add(
+                TeamMember(team_id=team_id, user_id=user_id, organization_id=actor.organization_id)
+            )
+    await session.flush()
+
+
+async def user_team_ids(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """The teams (visible to the actor) a user the actor may see belongs to, by team name."""
+    await _user(session, actor, user_id)
+    rows = await session.scalars(
+        _teams_visible(actor)
+        .join(TeamMember, TeamMember.team_id == Team.id)
+        .where(TeamMember.user_id == user_id)
+        .order_by(Team.name, Team.id)
+    )
+    return [team.id for team in rows.all()]
 
 
 def _check_skills(role: Role, skills: list[str]) -> None:
@@ -422,6 +495,13 @@ async def update_user(
         )
     if data.time_zone is not msgspec.UNSET:
         user.time_zone = check_time_zone(data.time_zone)
+    if data.base_lat is not msgspec.UNSET:
+        user.base_lat = data.base_lat
+    if data.base_lon is not msgspec.UNSET:
+        user.base_lon = data.base_lon
+    _check_base(user)
+    if data.team_ids is not msgspec.UNSET:
+        await _set_user_teams(session, actor, user.id, data.team_ids)
     if data.is_active is not msgspec.UNSET and data.is_active != user.is_active:
         if user.id == actor.user_id:
             raise InvalidInput.on("isActive", "you cannot deactivate yourself")
