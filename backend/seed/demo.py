@@ -834,6 +834,10 @@ async def seed_demo(database_url: str, customers: int = 320) -> str:
                     bar.update((i + 1) - bar.n)
         await seed_window_pipeline(session, org, form_key=DEMO_FORM_KEY)
         field_day = await seed_field_day(session, org, now=datetime.now(UTC), seed=DEMO_SEED)
+        # The company's past for reports and scorecards (history uses this module's vocabulary).
+        from backend.seed.history import seed_history
+
+        history = await seed_history(session, org, datetime.now(UTC), DEMO_SEED)
     # After the organisation is committed: intake takes round-robin positions in transactions
     # of their own, as it does on a live server.
     async with seed_session(database_url) as session:
@@ -844,7 +848,7 @@ async def seed_demo(database_url: str, customers: int = 320) -> str:
         f" (id {org.id}): {len(DEMO_USERS)} users in {len(TEAM_LEADS)} teams,"
         f" {counts.customers} customers ({counts.companies} companies), {counts.sites} sites,"
         f" {counts.interactions} interactions, {counts.leads} website requests;"
-        f" today: {field_day.summary()}; in {seconds:.1f} s.\n"
+        f" today: {field_day.summary()}; history: {history.summary()}; in {seconds:.1f} s.\n"
         f"Log in as {DEMO_ADMIN_EMAIL} (admin) with the password {demo_password()!r};"
         " `fieldcrm serve --show-demo-logins` lists every demo login."
     )

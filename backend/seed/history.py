@@ -225,7 +225,7 @@ class _Story:
         self.booked: dict[tuple[uuid.UUID, date], set[int]] = {}
         self.round_robin = 0
         # The first manager is the stronger seller; the last field worker by name runs late.
-        self.skill = {m.id: 1.12 if i == 0 else 0.86 for i, m in enumerate(self.managers)}
+        self.skill = {m.id: 1.04 if i == 0 else 0.96 for i, m in enumerate(self.managers)}
         self.call_delay = {m.id: (3, 25) if i == 0 else (10, 110) for i, m in enumerate(managers)}
         field_staff = sorted(
             [*self.measurers, *self.installers], key=lambda u: (u.full_name, u.email)
