@@ -35,6 +35,16 @@ from backend.tasks.models import TaskStatus
 from backend.tasks.services import list_tasks
 
 COLUMN_LIMIT = 50
+# Stage requirements (``sales.models.Requirement``) in words, for the move form's hints.
+REQUIREMENT_LABELS = {
+    "scheduledTime": "a visit time",
+    "site": "a site",
+    "amount": "an amount",
+    "lineItems": "line items",
+    "attachment": "a file",
+    "document": "a document",
+    "lostReason": "a reason",
+}
 # Service field names → the form's field names.
 FORM_FIELDS = {
     "stageId": "stage_id",
@@ -392,6 +402,7 @@ async def card_context(
         "tasks": tasks.items,
         "open_statuses": {TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value},
         "names": await _names(session, actor, people),
+        "requirement_labels": REQUIREMENT_LABELS,
         "move_errors": {},
         "move_values": MoveForm(),
         "call_errors": {},

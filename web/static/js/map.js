@@ -116,8 +116,9 @@ function liveMap(el) {
     const t = data.route.totals;
     const km = (data.track.properties.distanceM / 1000).toFixed(1);
     document.getElementById("detail-sum").textContent =
-      `${t.done} of ${t.visits} visits done, ${t.remaining} to go, ${t.lateVisits} late; ${km} km driven today`;
-    if (!open.length) list.innerHTML = "<li class=muted>No visits left today.</li>";
+      `${t.done} of ${t.visits} visits done, ${t.remaining} to go, ${t.lateVisits} late; ${km} km driven today` +
+      (open.length ? "" : ". No visits left today.");
+    list.hidden = !open.length;
     box.hidden = false;
     const m = markers.get(id);
     if (m) points.push(m.getLatLng());
