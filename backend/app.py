@@ -46,6 +46,7 @@ from backend.lib.logging import configure_logging, request_id_middleware
 from backend.notifications import controllers as notifications_api
 from backend.notifications.customer import controllers as customer_messages_api
 from backend.notifications.customer.pages import CustomerLinkPages
+from backend.notifications.pages import NotificationPages
 from backend.routing import controllers as routing_api
 from backend.routing.pages import DispatchPages
 from backend.sales import config_controllers as sales_config_api
@@ -144,6 +145,7 @@ def create_app(
             DealPages,
             TaskPages,
             DispatchPages,
+            NotificationPages,
         ],
         dependencies={
             "db_session": Provide(provide_db_session),
