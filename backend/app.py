@@ -23,6 +23,7 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.accounts import controllers as accounts_api
+from backend.accounts.admin_pages import AdminUserPages
 from backend.accounts.auth import (
     authenticate,
     is_api_path,
@@ -30,7 +31,6 @@ from backend.accounts.auth import (
     provide_clock,
     provide_settings,
 )
-from backend.accounts.admin_pages import AdminUserPages
 from backend.accounts.pages import LoginPages
 from backend.appraisal import report_controllers as reports_api
 from backend.config import Settings, get_settings
@@ -38,6 +38,7 @@ from backend.customers import controllers as customers_api
 from backend.customers.geocoding import Geocoder
 from backend.customers.pages import CustomerPages
 from backend.db.session import make_engine, make_sessionmaker, provide_db_session
+from backend.documents.pages import DocumentTemplatePages
 from backend.documents.storage import FileStorage
 from backend.health import health, ready
 from backend.lib.clock import Clock, SystemClock
@@ -51,6 +52,7 @@ from backend.routing import controllers as routing_api
 from backend.routing.pages import DispatchPages
 from backend.sales import config_controllers as sales_config_api
 from backend.sales import controllers as sales_api
+from backend.sales.config_pages import SalesConfigPages
 from backend.sales.lead_pages import LeadPages
 from backend.sales.pages import DealPages
 from backend.tasks import controllers as tasks_api
@@ -134,6 +136,8 @@ def create_app(
             osmand,
             LoginPages,
             AdminUserPages,
+            SalesConfigPages,
+            DocumentTemplatePages,
             CustomerPages,
             LeadPages,
             CustomerLinkPages,

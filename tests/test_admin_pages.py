@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import AuthSession, Role, TeamMember, User
 from backend.app import CSRF_COOKIE
+from backend.documents.models import DocumentTemplate
+from backend.sales.models import Automation, LeadForm, Pipeline, Stage
 from tests.conftest import PASSWORD, Factory, World
 from tests.test_web import csrf_from, login_in_browser
 
@@ -476,3 +478,546 @@ async def test_the_json_api_takes_teams_base_and_search_too(
         "/api/v1/users", headers=factory.auth(world.manager_a), params={"q": "api"}
     )
     assert manager.json()["items"] == []  # not in the manager's teams
+
+
+# --- pipelines, stages and automations ----------------------------------------------------------
+
+
+async def make_pipeline(
+    client: AsyncClient, token: str, session: AsyncSession, name: str = "Windows"
+) -> Pipeline:
+    response = await post(
+        client,
+        "/admin/pipelines",
+        token,
+        {"name": name, "stages": "New\nMeasurement\nInstallation\n\nDone"},
+    )
+    assert response.status_code == 303, response.text
+    pipeline = await session.scalar(select(Pipeline).where(Pipeline.name == name))
+    assert pipeline is not None
+    return pipeline
+
+
+async def stages_of(session: AsyncSession, pipeline: Pipeline) -> list[Stage]:
+    rows = await session.scalars(
+        select(Stage)
+        .where(Stage.pipeline_id == pipeline.id)
+        .order_by(Stage.position)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.all())
+
+
+async def test_pipeline_pages_are_for_admins_only(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    world, token = await admin_in(client, factory)
+    pipeline = await make_pipeline(client, token, session)
+    stage = (await stages_of(session, pipeline))[0]
+    client.cookies.clear()
+    await login_in_browser(client, world.manager_a.email)
+    for url in [
+        "/admin/pipelines",
+        f"/admin/stages/{stage.id}",
+        f"/admin/stages/{stage.id}/automations/new",
+        "/admin/lead-forms",
+        "/admin/templates",
+        "/admin/templates/new",
+    ]:
+        assert (await client.get(url)).status_code == 403, url
+    token = client.cookies[CSRF_COOKIE]
+    refused = await post(client, f"/admin/stages/{stage.id}", token, {"name": "Hijacked"})
+    assert refused.status_code == 403
+    await session.refresh(stage)
+    assert stage.name == "New"
+
+
+async def test_admin_builds_a_pipeline_renames_reorders_and_flags_stages(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    _, token = await admin_in(client, factory)
+    pipeline = await make_pipeline(client, token, session)
+    assert pipeline.is_default
+    page = await client.get("/admin/pipelines")
+    assert page.status_code == 200
+    assert page.text.index(">New</a>") < page.text.index(">Done</a>")
+    stages = await stages_of(session, pipeline)
+    assert [s.name for s in stages] == ["New", "Measurement", "Installation", "Done"]
+    added = await post(
+        client, f"/admin/pipelines/{pipeline.id}/stages", token, {"name": "Lost", "kind": "lost"}
+    )
+    assert added.status_code == 303
+    lost = await session.scalar(select(Stage).where(Stage.name == "Lost"))
+    assert lost is not None
+    assert lost.kind.value == "lost"
+    assert added.headers["location"] == f"/admin/stages/{lost.id}?saved=1"
+    # Move "Done" up above "Installation".
+    done = stages[3]
+    moved = await post(client, f"/admin/stages/{done.id}/move", token, {"direction": "up"})
+    assert moved.status_code == 303
+    assert [s.name for s in await stages_of(session, pipeline)] == [
+        "New",
+        "Measurement",
+        "Done",
+        "Installation",
+        "Lost",
+    ]
+    # Rename, mark as won, require an amount, allow only from "Installation", managers only.
+    installation = stages[2]
+    edited = await post(
+        client,
+        f"/admin/stages/{done.id}",
+        token,
+        {
+            "name": "Paid",
+            "kind": "won",
+            "requirements": ["amount"],
+            "allowedFromMode": "only",
+            "allowedFrom": [str(installation.id)],
+            "entryRolesMode": "only",
+            "entryRoles": ["manager", "admin"],
+        },
+    )
+    assert edited.status_code == 303, edited.text
+    await session.refresh(done)
+    assert (done.name, done.kind.value) == ("Paid", "won")
+    assert done.requirements == ["amount"]
+    assert done.allowed_from == [installation.id]
+    assert done.entry_roles == ["manager", "admin"]
+    stage_page = await client.get(f"/admin/stages/{done.id}")
+    assert f'value="{installation.id}" checked' in stage_page.text
+    assert 'value="amount" checked' in stage_page.text
+    # Back to "any stage" and "anyone".
+    await post(
+        client,
+        f"/admin/stages/{done.id}",
+        token,
+        {"name": "Paid", "kind": "won", "allowedFromMode": "any", "entryRolesMode": "any"},
+    )
+    await session.refresh(done)
+    assert done.allowed_from is None
+    assert done.entry_roles is None
+    assert done.requirements == []
+    renamed = await post(client, f"/admin/pipelines/{pipeline.id}", token, {"name": "Glazing"})
+    assert renamed.status_code == 303
+    await session.refresh(pipeline)
+    assert pipeline.name == "Glazing"
+
+
+async def test_refused_stage_and_pipeline_forms_show_reasons_next_to_fields(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    _, token = await admin_in(client, factory)
+    pipeline = await make_pipeline(client, token, session)
+    stages = await stages_of(session, pipeline)
+    twin = await post(
+        client, f"/admin/stages/{stages[0].id}", token, {"name": "Measurement", "kind": "open"}
+    )
+    assert twin.status_code == 409
+    assert field_error(twin.text, "name") == "another stage of the pipeline has this name"
+    await session.refresh(stages[0])
+    assert stages[0].name == "New"
+    duplicate = await post(client, "/admin/pipelines", token, {"name": "Other", "stages": "A\nA"})
+    assert duplicate.status_code == 422
+    assert field_error(duplicate.text, "new-stages") == "two stages have this name"
+    assert "A\nA</textarea>" in duplicate.text
+    taken = await post(client, "/admin/pipelines", token, {"name": "Windows", "stages": "X"})
+    assert taken.status_code == 409
+    assert field_error(taken.text, "new-name") == "another pipeline has this name"
+    blank = await post(client, f"/admin/pipelines/{pipeline.id}/stages", token, {"name": ""})
+    assert blank.status_code == 422
+    field_error(blank.text, f"s{pipeline.id}-name")
+    # The last open stage cannot become a won stage.
+    for stage in stages[1:]:
+        await post(client, f"/admin/stages/{stage.id}", token, {"name": stage.name, "kind": "won"})
+    last = await post(
+        client, f"/admin/stages/{stages[0].id}", token, {"name": "New", "kind": "won"}
+    )
+    assert last.status_code == 409
+    assert field_error(last.text, "kind") == "the pipeline needs an open stage"
+    gone = await post(client, f"/admin/stages/{stages[0].id}/delete", token, {})
+    assert gone.status_code == 409
+    assert "last open stage" in field_error(gone.text, "delete")
+    deleted = await post(client, f"/admin/stages/{stages[3].id}/delete", token, {})
+    assert deleted.status_code == 303
+    assert len(await stages_of(session, pipeline)) == 3
+
+
+async def test_admin_creates_edits_and_deletes_a_task_automation(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    world, token = await admin_in(client, factory)
+    pipeline = await make_pipeline(client, token, session)
+    measurement = (await stages_of(session, pipeline))[1]
+    form = await client.get(f"/admin/stages/{measurement.id}/automations/new?action=create_task")
+    assert form.status_code == 200
+    for field in ("name", "kind", "title", "assigneeRule", "assigneeSkill", "dueFrom"):
+        assert f'<label for="{field}">' in form.text
+    created = await post(
+        client,
+        f"/admin/stages/{measurement.id}/automations",
+        token,
+        {
+            "action": "create_task",
+            "name": "Measure",
+            "kind": "measurement",
+            "title": "Measure at {{ site.address }}",
+            "assigneeRule": "skill",
+            "assigneeSkill": "measurer",
+            "assigneePick": "route",
+            "dueFrom": "entered",
+            "dueOffsetMinutes": "120",
+            "dueBusinessHours": "true",
+            "window": "scheduled",
+            "durationMinutes": "90",
+            "escalateAfterMinutes": "30",
+            "priority": "5",
+            "position": "0",
+            "isActive": "true",
+        },
+    )
+    assert created.status_code == 303, created.text
+    automation = await session.scalar(
+        select(Automation).where(Automation.stage_id == measurement.id)
+    )
+    assert automation is not None
+    assert created.headers["location"] == f"/admin/automations/{automation.id}?saved=1"
+    assert automation.config["assignee"] == {"rule": "skill", "skill": "measurer", "pick": "route"}
+    assert automation.config["due"] == {
+        "from": "entered",
+        "offsetMinutes": 120,
+        "businessHours": True,
+    }
+    assert automation.config["window"] == "scheduled"
+    assert automation.config["durationMinutes"] == 90
+    assert automation.config["escalateAfterMinutes"] == 30
+    # The stored automation shows in its form as it was entered.
+    shown = await client.get(f"/admin/automations/{automation.id}")
+    assert '<option value="skill" selected>' in shown.text
+    assert '<option value="route" selected>' in shown.text
+    assert 'value="120"' in shown.text
+    # Edit: one person gets it, no deadline.
+    edited = await post(
+        client,
+        f"/admin/automations/{automation.id}",
+        token,
+        {
+            "name": "Measure (Max)",
+            "kind": "measurement",
+            "title": "Measure",
+            "assigneeRule": "user",
+            "assigneeUserId": str(world.measurer_a.id),
+            "dueFrom": "",
+            "isActive": "true",
+        },
+    )
+    assert edited.status_code == 303, edited.text
+    await session.refresh(automation)
+    assert automation.name == "Measure (Max)"
+    assert automation.config["assignee"] == {"rule": "user", "userId": str(world.measurer_a.id)}
+    assert automation.config["due"] is None
+    stage_page = await client.get(f"/admin/stages/{measurement.id}")
+    assert "Measure (Max)" in stage_page.text
+    deleted = await post(client, f"/admin/automations/{automation.id}/delete", token, {})
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == f"/admin/stages/{measurement.id}?saved=1"
+    assert await session.scalar(select(Automation).where(Automation.id == automation.id)) is None
+
+
+async def test_refused_automations_show_the_apis_reasons_at_the_field(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    _, token = await admin_in(client, factory)
+    pipeline = await make_pipeline(client, token, session)
+    stage = (await stages_of(session, pipeline))[1]
+    url = f"/admin/stages/{stage.id}/automations"
+    base = {
+        "action": "create_task",
+        "name": "T",
+        "kind": "call",
+        "title": "Call",
+        "isActive": "true",
+    }
+    bad_template = await post(client, url, token, base | {"title": "Call {{ customer.nme }}"})
+    assert bad_template.status_code == 422
+    assert "template" in field_error(bad_template.text, "title")
+    assert 'value="Call {{ customer.nme }}"' in bad_template.text
+    role_route = await post(
+        client,
+        url,
+        token,
+        base | {"assigneeRule": "role", "assigneeRole": "manager", "assigneePick": "route"},
+    )
+    assert role_route.status_code == 422
+    field_error(role_route.text, "assigneePick")
+    no_user = await post(client, url, token, base | {"assigneeRule": "user"})
+    assert no_user.status_code == 422
+    field_error(no_user.text, "assigneeUserId")
+    no_skill = await post(client, url, token, base | {"assigneeRule": "skill"})
+    assert no_skill.status_code == 422
+    field_error(no_skill.text, "assigneeSkill")
+    not_number = await post(
+        client, url, token, base | {"dueFrom": "entered", "dueOffsetMinutes": "soon"}
+    )
+    assert not_number.status_code == 422
+    assert field_error(not_number.text, "dueOffsetMinutes") == "must be a whole number"
+    too_far = await post(client, url, token, base | {"priority": "500"})
+    assert too_far.status_code == 422
+    assert "<= 100" in field_error(too_far.text, "priority")
+    bad_kind = await post(client, url, token, base | {"kind": "dance"})
+    assert bad_kind.status_code == 422
+    field_error(bad_kind.text, "kind")
+    nobody = await post(
+        client,
+        url,
+        token,
+        {"action": "notify", "name": "N", "title": "Hi", "isActive": "true"},
+    )
+    assert nobody.status_code == 422
+    field_error(nobody.text, "recipients")
+    no_name = await post(client, url, token, base | {"name": ""})
+    assert no_name.status_code == 422
+    field_error(no_name.text, "name")
+    assert (
+        await session.scalars(select(Automation).where(Automation.stage_id == stage.id))
+    ).all() == []
+
+
+async def test_notify_and_document_automations(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    _, token = await admin_in(client, factory)
+    pipeline = await make_pipeline(client, token, session)
+    stage = (await stages_of(session, pipeline))[3]
+    url = f"/admin/stages/{stage.id}/automations"
+    notify = await post(
+        client,
+        url,
+        token,
+        {
+            "action": "notify",
+            "name": "Tell them",
+            "recipients": ["owner", "admins"],
+            "title": "{{ deal.title }} is done",
+            "body": "Well done",
+            "urgent": "true",
+            "isActive": "true",
+        },
+    )
+    assert notify.status_code == 303, notify.text
+    document = await post(
+        client,
+        url,
+        token,
+        {
+            "action": "generate_document",
+            "name": "Invoice",
+            "template": "Invoice",
+            "notifyOwner": "true",
+        },
+    )
+    assert document.status_code == 303, document.text
+    rows = {
+        a.name: a
+        for a in await session.scalars(select(Automation).where(Automation.stage_id == stage.id))
+    }
+    assert rows["Tell them"].config == {
+        "recipients": ["owner", "admins"],
+        "title": "{{ deal.title }} is done",
+        "body": "Well done",
+        "urgent": True,
+    }
+    assert rows["Invoice"].config == {"template": "Invoice", "notifyOwner": True}
+    assert rows["Invoice"].is_active is False  # the box was not ticked
+    form = await client.get(f"/admin/automations/{rows['Tell them'].id}")
+    assert 'value="admins" checked' in form.text
+
+
+# --- lead forms -----------------------------------------------------------------------------------
+
+
+async def test_admin_creates_a_lead_form_and_copies_its_embed_code(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    _, token = await admin_in(client, factory)
+    pipeline = await make_pipeline(client, token, session)
+    created = await post(
+        client,
+        "/admin/lead-forms",
+        token,
+        {
+            "name": "Website",
+            "pipelineId": str(pipeline.id),
+            "assignment": "round_robin",
+            "source": "site",
+            "dealTitle": "Website request",
+            "thankYou": "Thanks!",
+        },
+    )
+    assert created.status_code == 303, created.text
+    form = await session.scalar(select(LeadForm).where(LeadForm.name == "Website"))
+    assert form is not None
+    assert (form.source, form.deal_title, form.thank_you) == ("site", "Website request", "Thanks!")
+    page = await client.get(created.headers["location"])
+    assert page.status_code == 200
+    embed = re.search(
+        r'<textarea id="embed-[^"]+" class="embed" rows="3" readonly>([^<]*)</textarea>', page.text
+    )
+    assert embed, "the embed code is shown read-only"
+    code = html_lib.unescape(embed.group(1))
+    assert code.startswith(f'<iframe src="http://testserver/f/{form.key}"')
+    assert "Copy embed code" in page.text
+    assert '<label for="embed-' in page.text
+    # The embedded page answers.
+    public = await client.get(f"/f/{form.key}")
+    assert public.status_code == 200
+    listed = await client.get("/admin/lead-forms")
+    assert f"/f/{form.key}" in listed.text
+    # Switch it off and rename; then rotate its key.
+    saved = await post(
+        client,
+        f"/admin/lead-forms/{form.id}",
+        token,
+        {
+            "name": "Website (old)",
+            "assignment": "territory",
+            "source": "site",
+            "dealTitle": "Website request",
+            "thankYou": "Thanks!",
+        },
+    )
+    assert saved.status_code == 303
+    await session.refresh(form)
+    assert (form.name, form.assignment.value, form.is_active) == (
+        "Website (old)",
+        "territory",
+        False,
+    )
+    old_key = form.key
+    rotated = await post(client, f"/admin/lead-forms/{form.id}/rotate-key", token, {})
+    assert rotated.status_code == 303
+    await session.refresh(form)
+    assert form.key != old_key
+    assert old_key not in (await client.get(f"/admin/lead-forms/{form.id}")).text
+
+
+async def test_refused_lead_forms_show_the_reason_at_the_field(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    _, token = await admin_in(client, factory)
+    await make_pipeline(client, token, session)
+    unnamed = await post(client, "/admin/lead-forms", token, {"name": "", "source": "x"})
+    assert unnamed.status_code == 422
+    field_error(unnamed.text, "name")
+    foreign = await post(
+        client, "/admin/lead-forms", token, {"name": "Foreign", "pipelineId": str(uuid.uuid4())}
+    )
+    assert foreign.status_code == 422
+    assert field_error(foreign.text, "pipelineId") == "no such pipeline in the organisation"
+    bad_rule = await post(
+        client, "/admin/lead-forms", token, {"name": "R", "assignment": "lottery"}
+    )
+    assert bad_rule.status_code == 422
+    field_error(bad_rule.text, "assignment")
+    assert (await session.scalars(select(LeadForm))).all() == []
+
+
+# --- document templates ---------------------------------------------------------------------------
+
+
+async def test_admin_previews_and_saves_a_document_template(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    world, token = await admin_in(client, factory)
+    new = await client.get("/admin/templates/new")
+    assert new.status_code == 200
+    assert "{{ organization.name }}" in html_lib.unescape(new.text)  # starts from the invoice
+    body = "<h1>Act for {{ customer.name }}</h1><p>{{ deal.amount | money(deal.currency) }}</p>"
+    previewed = await post(
+        client,
+        "/admin/templates",
+        token,
+        {"name": "Act", "html": body, "isActive": "true", "intent": "preview"},
+    )
+    assert previewed.status_code == 200
+    frame = re.search(
+        r'<iframe class="preview-frame" title="[^"]+" sandbox srcdoc="([^"]*)"', previewed.text
+    )
+    assert frame, "the preview is shown in a sandboxed frame"
+    rendered = html_lib.unescape(frame.group(1))
+    assert "<h1>Act for Anna Sample</h1>" in rendered
+    assert "43" in rendered
+    assert (await session.scalars(select(DocumentTemplate))).all() == []  # a preview saves nothing
+    created = await post(
+        client, "/admin/templates", token, {"name": "Act", "html": body, "isActive": "true"}
+    )
+    assert created.status_code == 303, created.text
+    template = await session.scalar(select(DocumentTemplate).where(DocumentTemplate.name == "Act"))
+    assert template is not None
+    assert template.version == 1
+    listed = await client.get("/admin/templates")
+    assert ">Act</a>" in listed.text
+    changed = await post(
+        client,
+        f"/admin/templates/{template.id}",
+        token,
+        {"name": "Act", "html": body + "<p>{{ site.address }}</p>", "isActive": "true"},
+    )
+    assert changed.status_code == 303
+    await session.refresh(template)
+    assert template.version == 2
+    assert world.org.name in html_lib.unescape(
+        (
+            await post(
+                client,
+                f"/admin/templates/{template.id}",
+                token,
+                {"name": "Act", "html": "{{ organization.name }}", "intent": "preview"},
+            )
+        ).text
+    )
+
+
+async def test_template_errors_are_shown_next_to_the_body(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    _, token = await admin_in(client, factory)
+    syntax = await post(
+        client,
+        "/admin/templates",
+        token,
+        {"name": "Bad", "html": "<p>\n{% if %}</p>", "isActive": "true", "intent": "preview"},
+    )
+    assert syntax.status_code == 422
+    assert field_error(syntax.text, "html").startswith("line 2:")
+    unknown = await post(
+        client, "/admin/templates", token, {"name": "Bad", "html": "{{ custmer.name }}"}
+    )
+    assert unknown.status_code == 422
+    assert "unknown variable(s): custmer" in field_error(unknown.text, "html")
+    assert "{{ custmer.name }}</textarea>" in html_lib.unescape(unknown.text)
+    missing_key = await post(
+        client,
+        "/admin/templates",
+        token,
+        {"name": "Bad", "html": "{{ customer.nickname }}", "intent": "preview"},
+    )
+    assert missing_key.status_code == 422
+    assert "nickname" in field_error(missing_key.text, "html")
+    escape = await post(
+        client,
+        "/admin/templates",
+        token,
+        {"name": "Bad", "html": "{{ ''.__class__.__mro__ }}", "intent": "preview"},
+    )
+    assert escape.status_code == 422
+    field_error(escape.text, "html")
+    ok = await post(
+        client, "/admin/templates", token, {"name": "Twin", "html": "x", "isActive": "true"}
+    )
+    assert ok.status_code == 303
+    twin = await post(client, "/admin/templates", token, {"name": "Twin", "html": "y"})
+    assert twin.status_code == 409
+    assert field_error(twin.text, "name") == "another template has this name"
+    names = [t.name for t in await session.scalars(select(DocumentTemplate))]
+    assert names == ["Twin"]
