@@ -443,3 +443,42 @@ async def test_team_appraisal_visibility_and_period_checks(
         await team_appraisal(session, admin, w.team_a.id, NOV[1], NOV[0])
     with pytest.raises(InvalidInput):
         await team_appraisal(session, admin, w.team_a.id, date(2025, 1, 1), date(2026, 1, 2))
+
+
+async def rate(session: AsyncSession, task: Task, rating: int, at: datetime) -> None:
+    """A customer's rating of a visit (the customer notifications' table)."""
+    await session.execute(
+        text(
+            "INSERT INTO visit_feedback (id, organization_id, task_id, rating, submitted_at)"
+            " VALUES (gen_random_uuid(), :org, :task, :rating, :at)"
+        ),
+        {"org": task.organization_id, "task": task.id, "rating": rating, "at": at},
+    )
+
+
+async def test_customer_ratings_count_on_the_day_of_the_visit(
+    session: AsyncSession, factory: Factory
+) -> None:
+    if not await field_rollups.has_feedback(session):
+        pytest.skip("visit_feedback arrives with the customer notifications migration (0009)")
+    w = await factory.world()
+    b = Builder(session, w.org)
+    visits = await measurer_month(b, w)
+    await refresh(session)
+    # rated days later: the rating belongs to the visit's day (November 10 and 12)
+    await rate(session, visits["v1"], 5, START)
+    await rate(session, visits["v3"], 4, START)
+    october = await b.task(w.measurer_a, completed=b.at(date(2026, 10, 20), 12))
+    await rate(session, october, 1, START)
+    await refresh(session)
+    got = await team_appraisal(session, w.org.id, w.team_a.id, *NOV)
+    max_ = next(p for p in got.members if p.user_id == w.measurer_a.id).kpis
+    assert (max_.rating_count, max_.rating_avg) == (2, 4.5)
+    got = await team_appraisal(session, w.org.id, w.team_a.id, date(2026, 11, 12), NOV[1])
+    assert (got.totals.rating_count, got.totals.rating_avg) == (1, 4.0)
+    await session.execute(
+        text("DELETE FROM visit_feedback WHERE task_id = :t"), {"t": visits["v3"].id}
+    )
+    await refresh(session)
+    got = await team_appraisal(session, w.org.id, w.team_a.id, *NOV)
+    assert (got.totals.rating_count, got.totals.rating_avg) == (1, 5.0)
