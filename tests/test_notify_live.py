@@ -163,7 +163,7 @@ async def test_the_stream_sends_the_count_then_new_items_and_read_changes(
         await serving
 
 
-async def test_the_relay_loop_delivers_within_a_second_of_the_commit(
+async def test_the_relay_loop_is_woken_by_the_commit_not_by_its_poll(
     engine: AsyncEngine, database_url: str, committed_org: dict[str, Any]
 ) -> None:
     org_id, walt = committed_org["org"], committed_org["walt"]
@@ -188,21 +188,20 @@ async def test_the_relay_loop_delivers_within_a_second_of_the_commit(
             async_sessionmaker(engine, expire_on_commit=False),
             Channels(fcm=fcm),
             SystemClock(),
-            RelayConfig(poll_s=30.0),  # only NOTIFY can wake it this fast
+            RelayConfig(poll_s=120.0),  # it would sleep 2 minutes unless NOTIFY wakes it
         )
         stop = asyncio.Event()
         loop = asyncio.create_task(relay.serve(psycopg_conninfo(database_url), stop))
         try:
             await asyncio.sleep(0.5)  # listening and idle
-            latencies = []
+            # Not a timing test (performance/bench_notifications.py measures latency): each
+            # message must arrive long before the relay's 2-minute poll could have found it.
             for i in range(3):
-                committed_at = time.perf_counter()
+                committed_at = time.monotonic()
                 nid = await _notify_committed(engine, org_id, walt, f"Job {i}")
                 while f"notification:{nid}" not in fake.delivered_dedupe_keys():
-                    assert time.perf_counter() - committed_at < 5, "not delivered in 5 s"
-                    await asyncio.sleep(0.005)
-                latencies.append(time.perf_counter() - committed_at)
-            assert max(latencies) < 1.0, latencies
+                    assert time.monotonic() - committed_at < 30, "the commit did not wake it"
+                    await asyncio.sleep(0.01)
             assert sum(fake.delivered_dedupe_keys().values()) == 3
         finally:
             stop.set()
