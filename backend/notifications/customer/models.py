@@ -15,11 +15,14 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.db.base import Base, IdMixin
+from backend.routing.models import EtaChange
+from backend.tasks.models import Task
 
 
 class MessageKind(enum.StrEnum):
@@ -161,3 +164,16 @@ class VisitFeedback(Base, IdMixin):
         CheckConstraint("rating BETWEEN 1 AND 5", name="rating_range"),
         Index("ix_visit_feedback_org_time", "organization_id", "submitted_at"),
     )
+
+
+# Indexes on other domains' tables that serve only the customer-message scans (``scans``):
+# visits completed lately (feedback requests) and the newest ETA changes, across organisations.
+Index(
+    "ix_tasks_done_visits_completed",
+    Task.completed_at,
+    postgresql_where=text(
+        "status = 'done' AND kind IN ('measurement', 'installation', 'visit')"
+        " AND customer_id IS NOT NULL"
+    ),
+)
+Index("ix_eta_changes_changed_at", EtaChange.changed_at)

@@ -125,9 +125,22 @@ def upgrade() -> None:
     op.create_index(
         "ix_visit_feedback_org_time", "visit_feedback", ["organization_id", "submitted_at"]
     )
+    # The customer-message scans: visits completed lately, the newest ETA changes.
+    op.create_index(
+        "ix_tasks_done_visits_completed",
+        "tasks",
+        ["completed_at"],
+        postgresql_where=sa.text(
+            "status = 'done' AND kind IN ('measurement', 'installation', 'visit')"
+            " AND customer_id IS NOT NULL"
+        ),
+    )
+    op.create_index("ix_eta_changes_changed_at", "eta_changes", ["changed_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_eta_changes_changed_at", table_name="eta_changes")
+    op.drop_index("ix_tasks_done_visits_completed", table_name="tasks")
     op.drop_index("ix_visit_feedback_org_time", table_name="visit_feedback")
     op.drop_table("visit_feedback")
     op.drop_table("customer_message_templates")
