@@ -32,6 +32,7 @@ from backend.accounts.auth import (
     provide_settings,
 )
 from backend.accounts.pages import LoginPages
+from backend.appraisal import kpi_controllers as kpis_api
 from backend.appraisal import report_controllers as reports_api
 from backend.config import Settings, get_settings
 from backend.customers import controllers as customers_api
@@ -133,6 +134,7 @@ def create_app(
             *tracking_api.CONTROLLERS,
             *routing_api.CONTROLLERS,
             *reports_api.CONTROLLERS,
+            *kpis_api.CONTROLLERS,
             osmand,
             LoginPages,
             AdminUserPages,

@@ -106,6 +106,24 @@ async def has_feedback(session: AsyncSession) -> bool:
     return bool(found)
 
 
+FIRST_CHECK_IN = (
+    "NOT EXISTS (SELECT 1 FROM check_ins e WHERE e.task_id = c.task_id AND e.kind = 'in'"
+    " AND (e.at, e.id) < (c.at, c.id))"
+)
+
+
+def promise_sql(tz: str) -> str:
+    """SQL of the time a visit ``k`` (a ``tasks`` row) was promised by, for its check-in ``c``
+    in zone ``tz`` (an SQL expression): the window's end or the first planned ETA plus
+    ``:grace``, whichever is earlier; NULL when neither is known."""
+    return f"""LEAST(k.window_end, coalesce(
+      (SELECT e.previous_eta FROM eta_changes e WHERE e.task_id = k.id
+        ORDER BY e.changed_at, e.id LIMIT 1),
+      (SELECT (rp.etas ->> k.id::text)::timestamptz FROM route_plans rp
+        WHERE rp.user_id = k.assignee_id AND rp.day = (c.at AT TIME ZONE {tz})::date)
+    ) + :grace)"""
+
+
 def _metrics_sql(targets: str, *, feedback: bool) -> str:
     """SELECT of the counts per (user_id, day) of ``targets``, a CTE body with columns
     organization_id, user_id, day (the bucket), tz, t0, t1 (instants), d0, d1 (local days)."""
@@ -119,6 +137,8 @@ def _metrics_sql(targets: str, *, feedback: bool) -> str:
         if feedback
         else ""
     )
+    promised = promise_sql("g.tz")
+    first_check_in = FIRST_CHECK_IN
     return f"""
 WITH targets AS ({targets}),
 done AS (
@@ -156,17 +176,8 @@ arrivals AS (
   JOIN check_ins c ON c.user_id = g.user_id AND c.organization_id = g.organization_id
    AND c.kind = 'in' AND c.at >= g.t0 AND c.at < g.t1
   JOIN tasks k ON k.id = c.task_id
-  CROSS JOIN LATERAL (
-    SELECT LEAST(k.window_end, coalesce(
-      (SELECT e.previous_eta FROM eta_changes e WHERE e.task_id = k.id
-        ORDER BY e.changed_at, e.id LIMIT 1),
-      (SELECT (rp.etas ->> k.id::text)::timestamptz FROM route_plans rp
-        WHERE rp.user_id = k.assignee_id AND rp.day = (c.at AT TIME ZONE g.tz)::date)
-    ) + :grace) AS promised
-  ) p
-  WHERE NOT EXISTS (
-    SELECT 1 FROM check_ins e WHERE e.task_id = c.task_id AND e.kind = 'in'
-     AND (e.at, e.id) < (c.at, c.id))
+  CROSS JOIN LATERAL (SELECT {promised} AS promised) p
+  WHERE {first_check_in}
   GROUP BY g.user_id, g.day
 ),
 summ AS (

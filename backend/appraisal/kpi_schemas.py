@@ -151,11 +151,11 @@ class Leaderboard(Output):
 
 
 class Evidence(Output):
-    """One item behind a number: a visit, check-in or task, with a link."""
+    """One item behind a number: a visit, check-in, task or deal, with a link to it."""
 
-    task_id: uuid.UUID
-    title: str
+    id: uuid.UUID
     kind: str
+    title: str
     at: datetime | None
     detail: str
     link: str
