@@ -6,6 +6,7 @@ fieldcrm generate --customers 100000  a large synthetic organisation for benchma
 fieldcrm create-org --name N --admin-email E --admin-name A   a new organisation + admin
 fieldcrm import-customers FILE --as EMAIL [--dry-run]        CSV import with a progress bar
 fieldcrm serve [--host H] [--port P]  run the API and web client
+fieldcrm rebuild-reports [--org ID]   recompute the reports' daily roll-ups from the raw rows
 """
 
 from __future__ import annotations
@@ -119,6 +120,14 @@ def cmd_worker(args: argparse.Namespace) -> None:
     asyncio.run(run_worker(settings, concurrency=args.concurrency))
 
 
+def cmd_rebuild_reports(args: argparse.Namespace) -> None:
+    """Recompute the owner's reports' roll-ups (all organisations, or one)."""
+    from backend.appraisal.report_jobs import rebuild_report_rollups_at
+
+    done = asyncio.run(rebuild_report_rollups_at(_database_url(), args.org))
+    print(f"report roll-ups rebuilt: {done}", file=sys.stderr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``fieldcrm`` command."""
     parser = argparse.ArgumentParser(
@@ -157,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--show-demo-logins", action="store_true")
     serve.set_defaults(func=cmd_serve)
+
+    rebuild = sub.add_parser("rebuild-reports", help="recompute the reports' roll-ups")
+    rebuild.add_argument("--org", default=None, help="one organisation's id (default: all)")
+    rebuild.set_defaults(func=cmd_rebuild_reports)
 
     worker = sub.add_parser("worker", help="run the background jobs (SLA scans...)")
     worker.add_argument("--concurrency", type=int, default=2)

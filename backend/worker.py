@@ -19,6 +19,8 @@ Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
 - ``field_rollups`` every minute: the daily field KPI roll-ups of the (worker, day) pairs and
   deals queued by triggers, and of tasks that fell overdue (``backend.appraisal.field_rollups``).
 - ``rfm_segments`` nightly: customers' RFM segments (``backend.appraisal.rfm``).
+- ``report_rollups`` every minute: the owner's reports' daily roll-ups of the days queued by
+  triggers since the last run (``backend.appraisal.sales_rollups``).
 
 - the outbox relay (``backend.notifications.relay``): a long-running loop started with the
   worker, woken by NOTIFY on every outbox commit (push, e-mail, SMS leave within milliseconds),
@@ -39,7 +41,7 @@ import procrastinate
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.appraisal import kpi_jobs
+from backend.appraisal import kpi_jobs, report_jobs
 from backend.config import Settings
 from backend.db.session import make_engine, make_sessionmaker
 from backend.lib import idempotency, ratelimit
@@ -158,6 +160,11 @@ class Jobs:
         """Recompute customers' RFM segments: customers segmented."""
         return await kpi_jobs.recompute_rfm(self.sessionmaker, self.clock)
 
+    async def report_rollups(self) -> tuple[int, int]:
+        """Recompute the owner's reports' queued days: (organisations, days)."""
+        result = await report_jobs.refresh_report_rollups(self.sessionmaker, self.clock)
+        return result.organizations, result.days
+
 
 def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     """A procrastinate app on the organisation database with our periodic jobs."""
@@ -210,6 +217,13 @@ def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     @app.task(name="rfm_segments", queue="appraisal", pass_context=False)
     async def rfm_segments(timestamp: int) -> Any:
         return await jobs.rfm_segments()
+
+    @app.periodic(cron=report_jobs.REPORT_ROLLUPS_CRON, periodic_id="report_rollups")
+    @app.task(
+        name="report_rollups", queue="appraisal", queueing_lock="report_rollups", pass_context=False
+    )
+    async def report_rollups(timestamp: int) -> Any:
+        return list(await jobs.report_rollups())
 
     @app.periodic(cron="* * * * *", periodic_id="outbox_relay")
     @app.task(name="outbox_relay", queue="outbox", queueing_lock="outbox_relay", pass_context=False)
