@@ -34,6 +34,7 @@ from backend.accounts.auth import (
 from backend.accounts.pages import LoginPages
 from backend.appraisal import kpi_controllers as kpis_api
 from backend.appraisal import report_controllers as reports_api
+from backend.appraisal.kpi_pages import KpiPages
 from backend.config import Settings, get_settings
 from backend.customers import controllers as customers_api
 from backend.customers.geocoding import Geocoder
@@ -151,6 +152,7 @@ def create_app(
             DealPages,
             TaskPages,
             DispatchPages,
+            KpiPages,
             NotificationPages,
         ],
         dependencies={
