@@ -35,6 +35,7 @@ from backend.accounts.pages import LoginPages
 from backend.appraisal import kpi_controllers as kpis_api
 from backend.appraisal import report_controllers as reports_api
 from backend.appraisal.kpi_pages import KpiPages
+from backend.appraisal.report_pages import ReportPages
 from backend.config import Settings, get_settings
 from backend.customers import controllers as customers_api
 from backend.customers.geocoding import Geocoder
@@ -146,6 +147,7 @@ def create_app(
             CustomerLinkPages,
             TrackingPages,
             TeamPages,
+            ReportPages,
             VisitPages,
             *PWA_ROUTES,
             MapPages,
