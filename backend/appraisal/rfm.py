@@ -15,12 +15,13 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Organization
 from backend.appraisal.kpi_models import CustomerRfm
 from backend.appraisal.kpi_schemas import RfmSummary, SegmentSummary
+from backend.lib.errors import InvalidInput
 from backend.lib.tenancy import Actor
 from backend.lib.visibility import customer_visible
 
@@ -65,11 +66,31 @@ WITH won AS (
   GROUP BY d.customer_id
 )
 SELECT customer_id, last_won_at, frequency, monetary,
-  ceil(5 * cume_dist() OVER (ORDER BY last_won_at))::int AS r_score,
-  ceil(5 * cume_dist() OVER (ORDER BY frequency))::int AS f_score,
-  ceil(5 * cume_dist() OVER (ORDER BY monetary))::int AS m_score
+  ceil(5 * cume_dist() OVER (ORDER BY last_won_at) - 1e-9)::int AS r_score,
+  ceil(5 * cume_dist() OVER (ORDER BY frequency) - 1e-9)::int AS f_score,
+  ceil(5 * cume_dist() OVER (ORDER BY monetary) - 1e-9)::int AS m_score
 FROM won
 """
+
+
+def check_segment(segment: str) -> str:
+    """A known segment name (422 otherwise)."""
+    if segment not in SEGMENTS:
+        raise InvalidInput.on("segment", f"one of {', '.join(SEGMENTS)}")
+    return segment
+
+
+def in_segment(actor: Actor, segment: str) -> ColumnElement[bool]:
+    """Condition on ``Customer`` rows: in the RFM segment ``segment`` (checked) of the last
+    computation."""
+    from backend.customers.models import Customer
+
+    return Customer.id.in_(
+        select(CustomerRfm.customer_id).where(
+            CustomerRfm.organization_id == actor.organization_id,
+            CustomerRfm.segment == check_segment(segment),
+        )
+    )
 
 
 async def recompute(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> int:

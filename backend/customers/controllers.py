@@ -36,11 +36,22 @@ class CustomerController(Controller):
         kind: CustomerKind | None = None,
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
+        segment: Annotated[
+            str | None,
+            Parameter(max_length=32, description="RFM segment (champions, loyal, at_risk...)"),
+        ] = None,
     ) -> Page[schemas.CustomerSummary]:
         """Visible customers by name. ``q`` searches by phone (any part of the number), email, or
-        the start of any word of the name."""
+        the start of any word of the name; ``segment`` keeps an RFM segment's customers."""
         return await services.list_customers(
-            db_session, actor, q=q, owner_id=owner_id, kind=kind, limit=limit, cursor=cursor
+            db_session,
+            actor,
+            q=q,
+            owner_id=owner_id,
+            kind=kind,
+            limit=limit,
+            cursor=cursor,
+            segment=segment,
         )
 
     @post("/", status_code=HTTP_201_CREATED)

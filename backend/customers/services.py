@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, collate, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
+from backend.appraisal import rfm
 from backend.customers import schemas
 from backend.customers.geocoding import Geocoder
 from backend.customers.models import (
@@ -133,9 +134,13 @@ async def list_customers(
     kind: CustomerKind | None,
     limit: int,
     cursor: str | None,
+    segment: str | None = None,
 ) -> Page[schemas.CustomerSummary]:
-    """Visible customers by name; ``q`` searches phone, email or name (see ``search``)."""
+    """Visible customers by name; ``q`` searches phone, email or name (see ``search``);
+    ``segment`` keeps those in an RFM segment (``backend.appraisal.rfm``)."""
     stmt = _visible(actor)
+    if segment is not None:
+        stmt = stmt.where(rfm.in_segment(actor, segment))
     if owner_id is not None:
         stmt = stmt.where(Customer.owner_id == owner_id)
     if kind is not None:
