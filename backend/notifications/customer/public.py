@@ -1,9 +1,10 @@
 """What the public links show and take: the tracking page, the feedback form, unsubscribing.
 
 A tracking link shows the worker's first name, the ETA and their live position only while they
-are on the way (the visit is open): once they checked in (visit in progress) it says they have
-arrived and shows no position; once the visit is over (done or cancelled) the link is expired
-and shows nothing. Positions older than 10 minutes are not shown.
+are on the way (the visit is open), with the visit's site (the customer's own address) on the
+map. Once they checked in (visit in progress) it says they have arrived and shows no position;
+once the visit is over (done or cancelled) the link is expired and shows nothing. Positions
+older than 10 minutes are not shown.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Organization, User
+from backend.customers.models import SITE_LAT, SITE_LON, Site
 from backend.lib.errors import InvalidInput
 from backend.notifications.customer import links, render, services
 from backend.notifications.customer.models import (
@@ -61,6 +63,7 @@ class TrackingView:
     worker: str = ""
     eta: datetime | None = None
     position: Position | None = None
+    site: tuple[float, float] | None = None
 
 
 async def _org(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
@@ -97,6 +100,16 @@ async def tracking_view(session: AsyncSession, token: str, now: datetime) -> Tra
     position = None
     if fix is not None and fix.recorded_at > now - OFFLINE_AFTER:
         position = Position(fix.lat, fix.lon, fix.recorded_at)
+    site = None
+    if task.site_id is not None:
+        point = (
+            await session.execute(
+                select(SITE_LAT, SITE_LON).where(
+                    Site.id == task.site_id, Site.organization_id == task.organization_id
+                )
+            )
+        ).first()
+        site = (float(point[0]), float(point[1])) if point else None
     return TrackingView(
         TrackingStatus.EN_ROUTE,
         lang,
@@ -105,6 +118,7 @@ async def tracking_view(session: AsyncSession, token: str, now: datetime) -> Tra
         name,
         await _eta(session, task, worker, now),
         position,
+        site,
     )
 
 

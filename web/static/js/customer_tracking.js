@@ -21,6 +21,19 @@
     }
   }
 
+  var site = mapEl && mapEl.dataset.siteLat
+    ? [parseFloat(mapEl.dataset.siteLat), parseFloat(mapEl.dataset.siteLon)] : null;
+
+  function fit(lat, lon) {
+    if (site) {
+      map.fitBounds(L.latLngBounds([site, [lat, lon]]), {
+        paddingTopLeft: [60, 40], paddingBottomRight: [30, 30], maxZoom: 16,
+      });
+    } else {
+      map.panTo([lat, lon]);
+    }
+  }
+
   function show(lat, lon) {
     if (!window.L || !mapEl) return;
     if (!map) {
@@ -28,13 +41,19 @@
       if (box.dataset.tiles) {
         L.tileLayer(box.dataset.tiles, { maxZoom: 18, referrerPolicy: "no-referrer" }).addTo(map);
       }
+      if (site) {
+        // The customer's own address: a hollow ring, told apart from the worker's dot even on
+        // the plain background.
+        L.circleMarker(site, { radius: 7, color: "#1d2330", weight: 3, fillColor: "#fff", fillOpacity: 1 })
+          .addTo(map);
+      }
     }
     if (!marker) {
       marker = L.circleMarker([lat, lon], { radius: 9, color: "#1f6feb", fillOpacity: 0.9 }).addTo(map);
     } else {
       marker.setLatLng([lat, lon]);
     }
-    map.panTo([lat, lon]);
+    fit(lat, lon);
   }
 
   function poll() {
