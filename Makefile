@@ -30,7 +30,7 @@ help:
 	@echo "              with the worker and local FCM/SMTP/SMS stand-ins (scripts/demo_stack.py)"
 	@echo "make test     ruff, ruff format --check, mypy, pytest (PYTEST_ARGS=... to pass options)"
 	@echo "make lint     ruff, ruff format --check, mypy"
-	@echo "make bench    quick benchmarks: customers, pipeline, ingest, day route (own databases), routing"
+	@echo "make bench    quick benchmarks: customers, pipeline, ingest, day route (own databases), routing, pages"
 	@echo "make migrate  apply migrations to database fieldcrm"
 	@echo "make seed     load demo data into database fieldcrm"
 	@echo "make simulate drive the demo team through today's visits on the running demo server"
@@ -63,7 +63,8 @@ bench: bootstrap
 		"$(UV) run python performance/bench_pipeline.py --quick" \
 		"$(UV) run python performance/bench_ingest.py --quick" \
 		"$(UV) run --group bench python performance/bench_routing.py --quick" \
-		"$(UV) run python performance/bench_route.py --quick"
+		"$(UV) run python performance/bench_route.py --quick" \
+		"$(UV) run python performance/bench_pages.py --quick"
 
 migrate: bootstrap
 	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- "$(UV) run fieldcrm migrate"

@@ -21,20 +21,26 @@ from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import File, Redirect, Response, Template
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
 from backend.accounts.services import get_user
+from backend.customers.models import Customer
 from backend.documents import services as documents
+from backend.documents.models import DocumentTemplate
 from backend.lib.clock import Clock
 from backend.lib.errors import AppError, InvalidInput
-from backend.lib.tenancy import Actor
+from backend.lib.tenancy import Actor, scope
+from backend.lib.visibility import deal_visible
 from backend.sales import config_services, schemas, services
+from backend.sales.models import Deal, Stage, StageKind
 from backend.tasks.models import TaskStatus
 from backend.tasks.services import list_tasks
 
-COLUMN_LIMIT = 50
+# Deals per column: the newest of each open stage, fewer of the closed ones (won, lost).
+COLUMN_LIMIT = 25
+CLOSED_COLUMN_LIMIT = 10
 # Stage requirements (``sales.models.Requirement``) in words, for the move form's hints.
 REQUIREMENT_LABELS = {
     "scheduledTime": "a visit time",
@@ -164,27 +170,23 @@ async def board_context(
     session: AsyncSession, actor: Actor, pipeline_id: uuid.UUID | None
 ) -> dict[str, Any]:
     """The pipelines, the chosen one's stages and each stage's visible deals (newest first,
-    at most ``COLUMN_LIMIT`` per column)."""
+    at most ``COLUMN_LIMIT`` per open column and ``CLOSED_COLUMN_LIMIT`` per closed one)."""
     pipelines = await config_services.list_pipelines(session, actor)
     chosen = next((p for p in pipelines if p.id == pipeline_id), None)
     if pipeline_id is not None and chosen is None:
         raise InvalidInput.on("pipeline", "no such pipeline")
     chosen = chosen or (pipelines[0] if pipelines else None)
-    columns = []
-    owners: set[uuid.UUID] = set()
-    for stage in chosen.stages if chosen else []:
-        page = await services.list_deals(
-            session,
-            actor,
-            pipeline_id=chosen.id if chosen else None,
-            stage_id=stage.id,
-            owner_id=None,
-            customer_id=None,
-            limit=COLUMN_LIMIT,
-            cursor=None,
-        )
-        owners |= {d.owner_id for d in page.items if d.owner_id}
-        columns.append({"stage": stage, "deals": page.items, "more": page.next_cursor is not None})
+    stages = chosen.stages if chosen else []
+    by_stage = await _newest_by_stage(session, actor, stages)
+    columns = [
+        {
+            "stage": stage,
+            "deals": by_stage.get(stage.id, [])[: _limit_of(stage.kind)],
+            "more": len(by_stage.get(stage.id, [])) > _limit_of(stage.kind),
+        }
+        for stage in stages
+    ]
+    owners = {d.owner_id for deals in by_stage.values() for d in deals if d.owner_id}
     return {
         "pipelines": pipelines,
         "pipeline": chosen,
@@ -192,6 +194,44 @@ async def board_context(
         "owners": await _names(session, actor, owners),
         "card_errors": {},
     }
+
+
+def _limit_of(kind: StageKind) -> int:
+    return COLUMN_LIMIT if kind is StageKind.OPEN else CLOSED_COLUMN_LIMIT
+
+
+async def _newest_by_stage(
+    session: AsyncSession, actor: Actor, stages: list[schemas.StageOut]
+) -> dict[uuid.UUID, list[schemas.DealOut]]:
+    """The newest visible deals of each stage (one more than the column shows, to tell that
+    there are more), in one statement: the deal list's visibility rule (``scope`` +
+    ``deal_visible``, as ``services.list_deals``) with a row number per stage."""
+    if not stages:
+        return {}
+    rank = (
+        func.row_number()
+        .over(partition_by=Deal.stage_id, order_by=(Deal.created_at.desc(), Deal.id.desc()))
+        .label("rank")
+    )
+    newest = (
+        scope(select(Deal.id, rank), actor, Deal.organization_id)
+        .where(Deal.stage_id.in_([s.id for s in stages]), deal_visible(actor))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Deal, Stage.name, Stage.kind, Customer.name)
+        .join(newest, newest.c.id == Deal.id)
+        .join(Stage, Stage.id == Deal.stage_id)
+        .join(Customer, Customer.id == Deal.customer_id)
+        .where(newest.c.rank <= max(COLUMN_LIMIT, CLOSED_COLUMN_LIMIT) + 1)
+        .order_by(Deal.stage_id, newest.c.rank)
+    )
+    found: dict[uuid.UUID, list[schemas.DealOut]] = {}
+    for deal, stage_name, kind, customer_name in rows.tuples():
+        found.setdefault(deal.stage_id, []).append(
+            services._deal_out(deal, stage_name, kind, customer_name)  # the API's shape
+        )
+    return found
 
 
 def _is_htmx(request: Request[Any, Any, Any]) -> bool:
@@ -362,15 +402,32 @@ async def card_context(
 ) -> dict[str, Any]:
     """Everything the deal card shows, from the API's services."""
     deal = await services.deal_out(session, await services.visible_deal(session, actor, deal_id))
-    pipeline = await config_services.pipeline_out(
-        session, await config_services.get_pipeline(session, actor, deal.pipeline_id)
-    )
-    stage_names = {s.id: s.name for s in pipeline.stages}
+    stages = [
+        config_services.stage_out(stage)
+        for stage in await session.scalars(
+            select(Stage)
+            .where(
+                Stage.pipeline_id == deal.pipeline_id,
+                Stage.organization_id == actor.organization_id,
+            )
+            .order_by(Stage.position, Stage.created_at, Stage.name)
+        )
+    ]
+    stage_names = {s.id: s.name for s in stages}
     timeline = await services.deal_timeline(session, actor, deal_id, limit=100, cursor=None)
     history = await services.stage_history(session, actor, deal_id)
     attachments = await documents.list_attachments(session, actor, deal_id=deal_id)
     docs = await documents.list_documents(session, actor, deal_id)
-    templates = [t.name for t in await documents.list_templates(session, actor) if t.is_active]
+    templates = list(
+        await session.scalars(
+            select(DocumentTemplate.name)
+            .where(
+                DocumentTemplate.organization_id == actor.organization_id,
+                DocumentTemplate.is_active,
+            )
+            .order_by(DocumentTemplate.name)
+        )
+    )
     tasks = await list_tasks(
         session,
         actor,
@@ -391,7 +448,7 @@ async def card_context(
     return {
         "me": me,
         "deal": deal,
-        "pipeline": pipeline,
+        "stages": stages,
         "stage_names": stage_names,
         "timeline": timeline.items,
         "calls": [i for i in timeline.items if i.kind.value == "call"],
