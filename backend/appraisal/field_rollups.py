@@ -5,7 +5,7 @@ of people add up exactly. One SQL definition (``_metrics_sql``) counts them from
 for any set of (worker, bucket, time range): the roll-up uses one bucket per local day, the
 on-the-fly path (tests, benchmarks' baseline) one bucket for the whole period.
 
-The counts, for a worker and a [t0, t1) range of their local days:
+The counts, for a worker and a range of their local days (each event on its local day):
 - visits done: their visits (measurement, installation, visit) completed in the range;
 - SLA: their tasks with a deadline (``due_at``) completed in the range — met when completed by it;
 - overdue: their tasks due in the range and already due (``due_at <= now``), not cancelled, not
@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 ETA_GRACE = timedelta(minutes=15)
 BATCH = 5000
+REBUILD_DAYS = 31
 STATE_NAME = "overdue_watermark"
 FIRST_LOOKBACK = timedelta(days=2)
 
@@ -124,9 +125,20 @@ def promise_sql(tz: str) -> str:
     ) + :grace)"""
 
 
-def _metrics_sql(targets: str, *, feedback: bool) -> str:
+def _metrics_sql(targets: str, *, feedback: bool, daily: bool) -> str:
     """SELECT of the counts per (user_id, day) of ``targets``, a CTE body with columns
-    organization_id, user_id, day (the bucket), tz, t0, t1 (instants), d0, d1 (local days)."""
+    organization_id, user_id, day (the bucket), tz, d0, d1 (the bucket's local days).
+
+    Each event is put on its worker's local day and joined to the buckets by equality (one
+    bucket per day, ``daily``) or by range (one bucket per period), so a rebuild of a year is
+    one pass over each table (hash joins) rather than one index walk per (worker, day). The
+    tables are read between ``:lo`` and ``:hi`` (instants; the local days ``:dlo``..``:dhi``
+    with a day's margin) for ``:users`` of ``:orgs``.
+    """
+
+    def on_day(expr: str) -> str:
+        return f"g.day = {expr}" if daily else f"{expr} BETWEEN g.d0 AND g.d1"
+
     rating = (
         "coalesce(sum(f.rating), 0) AS rating_sum, count(f.rating) AS rating_count"
         if feedback
@@ -137,55 +149,67 @@ def _metrics_sql(targets: str, *, feedback: bool) -> str:
         if feedback
         else ""
     )
-    promised = promise_sql("g.tz")
+    promised = promise_sql("z.tz")
     first_check_in = FIRST_CHECK_IN
     return f"""
 WITH targets AS ({targets}),
+zones AS (SELECT DISTINCT organization_id, user_id, tz FROM targets),
 done AS (
   SELECT g.user_id, g.day,
     count(*) FILTER (WHERE k.kind IN ('measurement', 'installation', 'visit')) AS visits_done,
     count(*) FILTER (WHERE k.due_at IS NOT NULL) AS sla_judged,
     count(*) FILTER (WHERE k.due_at IS NOT NULL AND k.completed_at <= k.due_at) AS sla_met,
     {rating}
-  FROM targets g
-  JOIN tasks k ON k.organization_id = g.organization_id AND k.assignee_id = g.user_id
-   AND k.status = 'done' AND k.completed_at >= g.t0 AND k.completed_at < g.t1
+  FROM tasks k
+  JOIN zones z ON z.user_id = k.assignee_id AND z.organization_id = k.organization_id
+  JOIN targets g ON g.user_id = k.assignee_id
+   AND {on_day("(k.completed_at AT TIME ZONE z.tz)::date")}
   {feedback_join}
+  WHERE k.organization_id = ANY(CAST(:orgs AS uuid[]))
+   AND k.assignee_id = ANY(CAST(:users AS uuid[])) AND k.status = 'done'
+   AND k.completed_at >= :lo AND k.completed_at < :hi
   GROUP BY g.user_id, g.day
 ),
 overdue AS (
   SELECT g.user_id, g.day, count(*) AS tasks_overdue
-  FROM targets g
-  JOIN tasks k ON k.organization_id = g.organization_id AND k.assignee_id = g.user_id
-   AND k.due_at >= g.t0 AND k.due_at < g.t1 AND k.due_at <= :now AND k.status <> 'cancelled'
+  FROM tasks k
+  JOIN zones z ON z.user_id = k.assignee_id AND z.organization_id = k.organization_id
+  JOIN targets g ON g.user_id = k.assignee_id AND {on_day("(k.due_at AT TIME ZONE z.tz)::date")}
+  WHERE k.organization_id = ANY(CAST(:orgs AS uuid[]))
+   AND k.assignee_id = ANY(CAST(:users AS uuid[]))
+   AND k.due_at >= :lo AND k.due_at < :hi AND k.due_at <= :now AND k.status <> 'cancelled'
    AND (k.completed_at IS NULL OR k.completed_at > k.due_at)
   GROUP BY g.user_id, g.day
 ),
 checks AS (
   SELECT g.user_id, g.day, count(*) AS check_ins,
     count(*) FILTER (WHERE c.status = 'verified') AS check_ins_verified
-  FROM targets g
-  JOIN check_ins c ON c.user_id = g.user_id AND c.organization_id = g.organization_id
-   AND c.kind = 'in' AND c.at >= g.t0 AND c.at < g.t1
+  FROM check_ins c
+  JOIN zones z ON z.user_id = c.user_id AND z.organization_id = c.organization_id
+  JOIN targets g ON g.user_id = c.user_id AND {on_day("(c.at AT TIME ZONE z.tz)::date")}
+  WHERE c.user_id = ANY(CAST(:users AS uuid[])) AND c.kind = 'in'
+   AND c.at >= :lo AND c.at < :hi
   GROUP BY g.user_id, g.day
 ),
 arrivals AS (
   SELECT g.user_id, g.day, count(p.promised) AS arrivals_judged,
     count(*) FILTER (WHERE c.at <= p.promised) AS arrivals_on_time
-  FROM targets g
-  JOIN check_ins c ON c.user_id = g.user_id AND c.organization_id = g.organization_id
-   AND c.kind = 'in' AND c.at >= g.t0 AND c.at < g.t1
+  FROM check_ins c
+  JOIN zones z ON z.user_id = c.user_id AND z.organization_id = c.organization_id
+  JOIN targets g ON g.user_id = c.user_id AND {on_day("(c.at AT TIME ZONE z.tz)::date")}
   JOIN tasks k ON k.id = c.task_id
   CROSS JOIN LATERAL (SELECT {promised} AS promised) p
-  WHERE {first_check_in}
+  WHERE c.user_id = ANY(CAST(:users AS uuid[])) AND c.kind = 'in'
+   AND c.at >= :lo AND c.at < :hi AND {first_check_in}
   GROUP BY g.user_id, g.day
 ),
 summ AS (
   SELECT g.user_id, g.day, sum(s.on_site_s) AS on_site_s, sum(s.driving_s) AS driving_s,
     sum(s.idle_s) AS idle_s, sum(s.distance_m) AS distance_m
-  FROM targets g
-  JOIN daily_summaries s ON s.user_id = g.user_id AND s.organization_id = g.organization_id
-   AND s.day BETWEEN g.d0 AND g.d1
+  FROM daily_summaries s
+  JOIN zones z ON z.user_id = s.user_id AND z.organization_id = s.organization_id
+  JOIN targets g ON g.user_id = s.user_id AND {on_day("s.day")}
+  WHERE s.user_id = ANY(CAST(:users AS uuid[])) AND s.day BETWEEN :dlo AND :dhi
   GROUP BY g.user_id, g.day
 )
 SELECT g.organization_id, g.user_id, g.day,
@@ -214,22 +238,28 @@ WHERE done.user_id IS NOT NULL OR overdue.user_id IS NOT NULL OR checks.user_id 
 """
 
 
+def _bounds(first: date, last: date) -> dict[str, Any]:
+    """The instants and local days the metric SQL reads, with a day's margin for any zone."""
+    return {
+        "lo": datetime.combine(first - timedelta(days=1), time(), tzinfo=UTC),
+        "hi": datetime.combine(last + timedelta(days=2), time(), tzinfo=UTC),
+        "dlo": first,
+        "dhi": last,
+    }
+
+
 _DAY_TARGETS = """
-  SELECT u.organization_id, q.user_id, q.day, u.time_zone AS tz,
-    (q.day::timestamp AT TIME ZONE u.time_zone) AS t0,
-    ((q.day + 1)::timestamp AT TIME ZONE u.time_zone) AS t1,
-    q.day AS d0, q.day AS d1
-  FROM unnest(CAST(:users AS uuid[]), CAST(:days AS date[])) AS q(user_id, day)
+  SELECT u.organization_id, q.user_id, q.day, u.time_zone AS tz, q.day AS d0, q.day AS d1
+  FROM unnest(CAST(:t_users AS uuid[]), CAST(:t_days AS date[])) AS q(user_id, day)
   JOIN users u ON u.id = q.user_id
 """
 
 _PERIOD_TARGETS = """
   SELECT u.organization_id, u.id AS user_id, CAST(:d0 AS date) AS day, u.time_zone AS tz,
-    (CAST(:d0 AS date)::timestamp AT TIME ZONE u.time_zone) AS t0,
-    ((CAST(:d1 AS date) + 1)::timestamp AT TIME ZONE u.time_zone) AS t1,
     CAST(:d0 AS date) AS d0, CAST(:d1 AS date) AS d1
   FROM users u WHERE u.organization_id = :org AND u.id = ANY(CAST(:users AS uuid[]))
 """
+
 
 _CREDITS_SELECT = """
 SELECT d.id AS deal_id, w.user_id, d.organization_id,
@@ -256,23 +286,37 @@ async def recompute_days(
         return 0
     users = [u for u, _ in pairs]
     days = [d for _, d in pairs]
-    params = {"users": users, "days": days}
     await session.execute(
         text(
             "DELETE FROM field_daily f USING unnest(CAST(:users AS uuid[]), CAST(:days AS date[]))"
             " AS q(user_id, day) WHERE f.user_id = q.user_id AND f.day = q.day"
         ),
-        params,
+        {"users": users, "days": days},
     )
+    distinct_users = sorted(set(users))
+    orgs = (
+        await session.scalars(
+            text("SELECT DISTINCT organization_id FROM users WHERE id = ANY(CAST(:u AS uuid[]))"),
+            {"u": distinct_users},
+        )
+    ).all()
     columns = ", ".join((*COUNT_COLUMNS, "distance_m"))
-    select = _metrics_sql(_DAY_TARGETS, feedback=await has_feedback(session))
+    select = _metrics_sql(_DAY_TARGETS, feedback=await has_feedback(session), daily=True)
     inserted = await session.execute(
         text(
             f"INSERT INTO field_daily (organization_id, user_id, day, {columns}, computed_at)"
             f" SELECT organization_id, user_id, day, {columns}, CAST(:now AS timestamptz)"
             f" FROM ({select}) m"
         ),
-        {**params, "now": now, "grace": ETA_GRACE},
+        {
+            "t_users": users,
+            "t_days": days,
+            "users": distinct_users,
+            "orgs": list(orgs),
+            "now": now,
+            "grace": ETA_GRACE,
+            **_bounds(min(days), max(days)),
+        },
     )
     return int(getattr(inserted, "rowcount", 0) or 0)
 
@@ -373,7 +417,7 @@ async def rebuild(
     session: AsyncSession, organization_id: uuid.UUID, date_from: date, date_to: date, now: datetime
 ) -> RefreshResult:
     """Recompute an organisation's roll-ups for [date_from, date_to] from scratch (after a bulk
-    load with the triggers off). One pass per day range, set-based."""
+    load with the triggers off): set-based, one statement per month of days."""
     await session.execute(
         text("DELETE FROM field_daily WHERE organization_id = :org AND day BETWEEN :d0 AND :d1"),
         {"org": organization_id, "d0": date_from, "d1": date_to},
@@ -387,11 +431,12 @@ async def rebuild(
         ).all()
     )
     days_done = 0
-    day = date_from
-    while day <= date_to:
-        pairs = [(u, day) for u in users]
-        days_done += await recompute_days(session, pairs, now)
-        day += timedelta(days=1)
+    start = date_from
+    while start <= date_to:
+        end = min(start + timedelta(days=REBUILD_DAYS - 1), date_to)
+        span = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        days_done += await recompute_days(session, [(u, d) for d in span for u in users], now)
+        start = end + timedelta(days=1)
     deal_ids = list(
         (
             await session.scalars(
@@ -425,13 +470,15 @@ async def live_counts(
     [date_from, date_to] of their local days; workers with nothing are left out."""
     params: dict[str, Any] = {
         "org": organization_id,
+        "orgs": [organization_id],
         "users": user_ids,
         "d0": date_from,
         "d1": date_to,
         "now": now,
         "grace": ETA_GRACE,
+        **_bounds(date_from, date_to),
     }
-    select = _metrics_sql(_PERIOD_TARGETS, feedback=await has_feedback(session))
+    select = _metrics_sql(_PERIOD_TARGETS, feedback=await has_feedback(session), daily=False)
     out: dict[uuid.UUID, FieldCounts] = {}
     for row in (await session.execute(text(select), params)).all():
         out[row.user_id] = counts_of(row)
