@@ -453,8 +453,8 @@ async def rebuild(
         ).all()
     )
     deals = 0
-    for start in range(0, len(deal_ids), BATCH):
-        deals += await recompute_deals(session, deal_ids[start : start + BATCH])
+    for offset in range(0, len(deal_ids), BATCH):
+        deals += await recompute_deals(session, deal_ids[offset : offset + BATCH])
     return RefreshResult(days=days_done, deals=deals)
 
 
