@@ -64,7 +64,8 @@ bench: bootstrap
 		"$(UV) run python performance/bench_ingest.py --quick" \
 		"$(UV) run --group bench python performance/bench_routing.py --quick" \
 		"$(UV) run python performance/bench_route.py --quick" \
-		"$(UV) run python performance/bench_pages.py --quick"
+		"$(UV) run python performance/bench_pages.py --quick" \
+		"$(UV) run python performance/bench_reports.py --quick"
 
 migrate: bootstrap
 	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- "$(UV) run fieldcrm migrate"
