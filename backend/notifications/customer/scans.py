@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import Date, Time, cast, func, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Organization, Role, User
@@ -119,7 +120,7 @@ async def eta_changes_due(session: AsyncSession, now: datetime) -> list[LatestEt
     customer was told; the rules of `services.running_late` decide whether it is news."""
     latest = (
         select(EtaChange.task_id, EtaChange.id, EtaChange.new_eta)
-        .distinct(EtaChange.task_id)
+        .ext(distinct_on(EtaChange.task_id))
         .where(EtaChange.changed_at > now - LATE_WITHIN, EtaChange.changed_at <= now)
         .order_by(EtaChange.task_id, EtaChange.changed_at.desc(), EtaChange.id)
         .subquery()
