@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import math
 import random
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -200,18 +199,16 @@ def test_simplify_keeps_corners_and_drops_collinear_points() -> None:
     assert simplify(path[:1]) == path[:1]
 
 
-def test_simplify_100k_points_quickly() -> None:
-    # A winding 500 km road, one fix every 5 m: sine bends of 200 m every 2 km.
+def test_simplify_100k_points_keeps_the_bends() -> None:
+    # A winding 500 km road, one fix every 5 m: sine bends of 200 m every 2 km. (Its speed is
+    # measured in performance/, not here: a timed unit test fails on a busy machine.)
     fixes = [
         fix(i, i * 5.0, 200 * math.sin(i * 5.0 / 2000 * 2 * math.pi), None) for i in range(100_000)
     ]
-    started = time.perf_counter()
     kept = simplify(fixes, 10.0)
-    elapsed = time.perf_counter() - started
     assert kept[0] is fixes[0]
     assert kept[-1] is fixes[-1]
     assert 500 < len(kept) < 10_000
-    assert elapsed < 10.0  # ~1 s on a laptop; generous for shared CI machines
 
 
 # --- geofence and dwell ------------------------------------------------------------------------
