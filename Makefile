@@ -65,7 +65,8 @@ bench: bootstrap
 		"$(UV) run --group bench python performance/bench_routing.py --quick" \
 		"$(UV) run python performance/bench_route.py --quick" \
 		"$(UV) run python performance/bench_pages.py --quick" \
-		"$(UV) run python performance/bench_reports.py --quick"
+		"$(UV) run python performance/bench_reports.py --quick" \
+		"$(UV) run python performance/bench_notifications.py --quick"
 
 migrate: bootstrap
 	@$(WITH_DB) --app-env fieldcrm FIELDCRM_DATABASE_URL -- "$(UV) run fieldcrm migrate"
