@@ -533,3 +533,57 @@ async def test_a_device_over_fcm_rate_waits_without_losing_an_attempt(
     assert pending[0].available_at == clock.now() + timedelta(seconds=60)
     devices = (await session.scalars(select(PushDevice))).all()
     assert devices  # rate limiting never removes a device
+
+
+async def test_web_push_subscriptions_get_the_message_and_gone_ones_are_removed(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+) -> None:
+    from push.webpush import VapidConfig, WebPushSender, b64url, generate_vapid_keys
+
+    world = await factory.world()
+    posts: list[Request] = []
+
+    async def push_service(request: Request) -> Response:
+        posts.append(request)
+        if request.path.endswith("/gone"):
+            return Response(410)
+        return Response(201, headers={"Location": f"/m/{len(posts)}"})
+
+    async with FakeHTTPServer(push_service) as service:
+        ids = {}
+        for name in ("alive", "gone"):
+            _private, browser_key = generate_vapid_keys()
+            answer = await client.post(
+                "/api/v1/me/web-push-subscriptions",
+                json={
+                    "endpoint": f"{service.url}/push/{name}",
+                    "keys": {"p256dh": browser_key, "auth": b64url(b"0123456789abcdef")},
+                },
+                headers=factory.auth(world.manager_a),
+            )
+            assert answer.status_code == 201, answer.text
+            ids[name] = answer.json()["id"]
+        nid = await _notify(session, world, world.manager_a, clock.now())
+        private, _public = generate_vapid_keys()
+        sender = WebPushSender(VapidConfig(private_key=private, subject="mailto:ops@acme.test"))
+        try:
+            stats = await make_relay(sessionmaker, Channels(webpush=sender), clock).run_once()
+        finally:
+            await sender.aclose()
+
+    assert stats.sent == 1
+    assert sorted(p.path for p in posts) == ["/push/alive", "/push/gone"]
+    alive = next(p for p in posts if p.path == "/push/alive")
+    assert alive.headers["content-encoding"] == "aes128gcm"
+    assert alive.headers["authorization"].startswith("vapid t=")
+    assert alive.body  # encrypted: the dedupe key is inside, readable only by the browser
+    left = await client.get(
+        "/api/v1/me/web-push-subscriptions", headers=factory.auth(world.manager_a)
+    )
+    assert [s["id"] for s in left.json()] == [ids["alive"]]
+    row = await _row(session, nid)
+    assert row.progress == [f"webpush:{ids['alive']}"]
