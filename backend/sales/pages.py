@@ -92,6 +92,14 @@ class DocumentForm(msgspec.Struct):
     template: str = ""
 
 
+class CalculationForm(msgspec.Struct):
+    """The calculation form: line items one per line (``name; quantity; unit price``) and an
+    amount (empty: the sum of the items)."""
+
+    items: str = ""
+    amount: str = ""
+
+
 def form_errors(exc: AppError) -> dict[str, str]:
     """The error's reasons by form field (the detail under ``_`` when it names no field)."""
     found: dict[str, str] = {}
@@ -152,6 +160,63 @@ def call_of(form: CallForm) -> schemas.CallIn:
     if len(form.notes) > 10_000:
         raise InvalidInput.on("notes", "at most 10,000 characters")
     return schemas.CallIn(outcome=outcome, duration_s=duration, notes=form.notes.strip() or None)
+
+
+def _decimal(raw: str, field: str, what: str) -> Decimal:
+    """A number as people type it (spaces between thousands, a decimal comma)."""
+    try:
+        value = Decimal(raw.replace("\u00a0", "").replace(" ", "").replace(",", "."))
+    except ArithmeticError:
+        raise InvalidInput.on(field, f"{what} is not a number") from None
+    if not value.is_finite():
+        raise InvalidInput.on(field, f"{what} is not a number")
+    return value
+
+
+def calculation_of(form: CalculationForm) -> schemas.DealUpdate:
+    """The API's ``DealUpdate`` (line items, and the amount when given) from the form;
+    InvalidInput naming the line that is wrong. The service checks the ranges."""
+    lines = [line.strip() for line in form.items.splitlines() if line.strip()]
+    if not lines:
+        raise InvalidInput.on("lineItems", "one item per line: name; quantity; unit price")
+    if len(lines) > 200:
+        raise InvalidInput.on("lineItems", "at most 200 items")
+    items = []
+    for n, line in enumerate(lines, start=1):
+        parts = [part.strip() for part in line.split(";")]
+        if len(parts) != 3 or not parts[0]:
+            raise InvalidInput.on("lineItems", f"line {n}: write name; quantity; unit price")
+        if len(parts[0]) > 300:
+            raise InvalidInput.on("lineItems", f"line {n}: the name is over 300 characters")
+        items.append(
+            schemas.LineItem(
+                name=parts[0],
+                quantity=_decimal(parts[1], "lineItems", f"line {n}: the quantity"),
+                unit_price=_decimal(parts[2], "lineItems", f"line {n}: the unit price"),
+            )
+        )
+    if not form.amount.strip():
+        return schemas.DealUpdate(line_items=items)
+    return schemas.DealUpdate(
+        line_items=items, amount=_decimal(form.amount, "amount", "the amount")
+    )
+
+
+def calculation_errors(exc: AppError) -> dict[str, str]:
+    """The calculation form's reasons by field: ``items`` (any ``lineItems[n]...`` of the
+    service, told by line), ``amount``, or ``_``."""
+    found: dict[str, str] = {}
+    for error in exc.errors:
+        reason = error.reason
+        if error.field.startswith("lineItems"):
+            name = "items"
+            index = error.field.removeprefix("lineItems[").split("]", 1)[0]
+            if index.isdigit() and not reason.startswith("line "):
+                reason = f"line {int(index) + 1}: {reason}"
+        else:
+            name = "amount" if error.field == "amount" else "_"
+        found[name] = f"{found[name]}; {reason}" if name in found else reason
+    return found or {"_": exc.detail}
 
 
 async def _names(session: AsyncSession, actor: Actor, ids: set[uuid.UUID]) -> dict[Any, str]:
@@ -336,6 +401,29 @@ class DealPages(Controller):
             return Template("deals/card.html", context=context, status_code=exc.status)
         return Redirect(f"/deals/{deal_id}#calls", status_code=303)
 
+    @post("/{deal_id:uuid}/calculation", status_code=303)
+    async def save_calculation(
+        self,
+        deal_id: uuid.UUID,
+        data: Annotated[CalculationForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        db_session: AsyncSession,
+        actor: Actor,
+        clock: Clock,
+    ) -> Redirect | Template:
+        """Save the calculation (line items; the amount is their sum unless given), as
+        ``PATCH /api/v1/deals/{id}`` does."""
+        actor.require_role(Role.ADMIN, Role.MANAGER)
+        try:
+            async with db_session.begin_nested():
+                update = calculation_of(data)
+                await services.update_deal(db_session, actor, deal_id, update, clock.now())
+        except AppError as exc:
+            me = await get_user(db_session, actor, actor.user_id)
+            context = await card_context(db_session, actor, deal_id, me, clock.now())
+            context |= {"calc_errors": calculation_errors(exc), "calc_values": data}
+            return Template("deals/card.html", context=context, status_code=exc.status)
+        return Redirect(f"/deals/{deal_id}#calculation", status_code=303)
+
     @post("/{deal_id:uuid}/documents", status_code=303)
     async def generate_document(
         self,
@@ -465,4 +553,8 @@ async def card_context(
         "call_errors": {},
         "call_values": CallForm(),
         "document_errors": {},
+        "calc_errors": {},
+        "calc_values": CalculationForm(
+            items="\n".join(f"{li.name}; {li.quantity}; {li.unit_price}" for li in deal.line_items)
+        ),
     }
