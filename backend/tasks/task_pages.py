@@ -9,18 +9,18 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.params import Parameter
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.accounts.models import User
+from backend.accounts.models import Role, User
 from backend.accounts.services import get_user
 from backend.customers.models import Customer
 from backend.lib.clock import Clock
 from backend.lib.pagination import Cursor
 from backend.lib.tenancy import Actor
-from backend.tasks.models import TaskKind, TaskStatus
-from backend.tasks.services import list_tasks
+from backend.tasks.models import VISIT_KINDS, TaskKind, TaskStatus
+from backend.tasks.services import list_tasks, visible_task
 
 PAGE_SIZE = 50
 Choice = Annotated[str, Parameter(max_length=40)]
@@ -122,3 +122,15 @@ class TaskPages(Controller):
             context=context,
             status_code=422 if errors else 200,
         )
+
+    @get("/{task_id:uuid}", status_code=303)
+    async def task(self, task_id: uuid.UUID, db_session: AsyncSession, actor: Actor) -> Redirect:
+        """Where a task's link (``/tasks/{id}`` in notifications and pushes) leads: a visit's
+        page, else the deal's card for managers and admins, else the caller's tasks; 404 when
+        the caller may not see the task."""
+        task = await visible_task(db_session, actor, task_id)
+        if task.kind in VISIT_KINDS:
+            return Redirect(f"/visits/{task.id}", status_code=303)
+        if task.deal_id is not None and actor.role is not Role.FIELD:
+            return Redirect(f"/deals/{task.deal_id}", status_code=303)
+        return Redirect("/tasks?scope=mine", status_code=303)
