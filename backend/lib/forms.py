@@ -8,6 +8,7 @@ every rule stays in the services.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -71,6 +72,28 @@ def whole_number(
         return default
 
 
+_PLAIN_REASONS = [
+    (re.compile(r"^Expected `str` of length >= (\d+)$"), "must be at least {0} characters"),
+    (re.compile(r"^Expected `str` of length <= (\d+)$"), "must be at most {0} characters"),
+    (re.compile(r"^Expected `(?:int|float)` >= (-?[\d.]+)$"), "must be at least {0}"),
+    (re.compile(r"^Expected `(?:int|float)` <= (-?[\d.]+)$"), "must be at most {0}"),
+    (re.compile(r"^Expected `int(?: \| null)?`, got `\w+`$"), "must be a whole number"),
+    (re.compile(r"^Expected `float(?: \| null)?`, got `\w+`$"), "must be a number"),
+    (re.compile(r"^Invalid enum value (.+)$"), "{0} is not one of the choices"),
+    (re.compile(r"^Invalid UUID$"), "pick one of the choices"),
+]
+
+
+def plain_reason(reason: str) -> str:
+    """msgspec's refusal in words for a form ("Expected `str` of length >= 10" → "must be at
+    least 10 characters"); other reasons are kept as they are."""
+    for pattern, words in _PLAIN_REASONS:
+        match = pattern.match(reason)
+        if match:
+            return words.format(*(g.removesuffix(".0") for g in match.groups()))
+    return reason
+
+
 def to_input(values: Mapping[str, Any], struct: type[S]) -> S:
     """Convert form values (camelCase keys, text numbers) into an API request struct; a value
     of the wrong shape is ``InvalidInput`` on its field, like the JSON API's refusals."""
@@ -81,7 +104,7 @@ def to_input(values: Mapping[str, Any], struct: type[S]) -> S:
         field = FORM_ERROR
         if " - at `$." in message:
             field = message.rsplit(" - at `$.", 1)[1].rstrip("`").split("[", 1)[0]
-        reason = message.split(" - at `$")[0]
+        reason = plain_reason(message.split(" - at `$")[0])
         raise InvalidInput(message, errors=[FieldError(field=field, reason=reason)]) from exc
 
 
@@ -90,7 +113,7 @@ def field_errors(exc: AppError) -> dict[str, str]:
     reason per field); an error without fields goes to ``FORM_ERROR``."""
     found: dict[str, str] = {}
     for error in exc.errors:
-        found.setdefault(error.field, error.reason)
+        found.setdefault(error.field, plain_reason(error.reason))
     if not found:
         found[FORM_ERROR] = exc.detail
     return found

@@ -26,6 +26,7 @@ from backend.lib.forms import (
     field_errors,
     in_savepoint,
     optional,
+    plain_reason,
     read_form,
     text,
     to_input,
@@ -116,7 +117,7 @@ def automation_errors(exc: AppError) -> dict[str, str]:
     """``{form field: reason}`` of a refused automation."""
     found: dict[str, str] = {}
     for error in exc.errors:
-        found.setdefault(automation_field(error.field, error.reason), error.reason)
+        found.setdefault(automation_field(error.field, error.reason), plain_reason(error.reason))
     return found or {FORM_ERROR: exc.detail}
 
 
