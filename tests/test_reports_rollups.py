@@ -159,7 +159,8 @@ async def test_worker_job_and_rebuild_agree(
     assert days >= 20
     refreshed = await snapshot(session, world.org.id)
     assert all(refreshed.values())
-    assert await sales_rollups.rebuild(session, world.org.id, NOW) == 56  # 7 Sep (first call) .. 1 Nov
+    # 7 Sep (the first call) .. 1 Nov (the last closing day)
+    assert await sales_rollups.rebuild(session, world.org.id, NOW) == 56
     await session.commit()
     assert await snapshot(session, world.org.id) == refreshed
     assert await jobs.report_rollups() == (0, 0)
