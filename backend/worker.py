@@ -46,7 +46,6 @@ from backend.config import Settings
 from backend.db.session import make_engine, make_sessionmaker
 from backend.lib import idempotency, ratelimit
 from backend.lib.clock import Clock, SystemClock
-from backend.notifications.customer.jobs import CustomerMessageJobs
 from backend.notifications.channels import channels_from_settings
 from backend.notifications.customer.jobs import CustomerMessageJobs
 from backend.notifications.relay import Relay, RelayConfig
