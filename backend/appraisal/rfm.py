@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.accounts.models import Organization
 from backend.appraisal.kpi_models import CustomerRfm
 from backend.appraisal.kpi_schemas import RfmSummary, SegmentSummary
+from backend.customers.models import Customer
 from backend.lib.errors import InvalidInput
 from backend.lib.tenancy import Actor
 from backend.lib.visibility import customer_visible
@@ -83,8 +84,6 @@ def check_segment(segment: str) -> str:
 def in_segment(actor: Actor, segment: str) -> ColumnElement[bool]:
     """Condition on ``Customer`` rows: in the RFM segment ``segment`` (checked) of the last
     computation."""
-    from backend.customers.models import Customer
-
     return Customer.id.in_(
         select(CustomerRfm.customer_id).where(
             CustomerRfm.organization_id == actor.organization_id,
@@ -135,8 +134,6 @@ async def organizations_with_won_deals(session: AsyncSession) -> list[uuid.UUID]
 async def summary(session: AsyncSession, actor: Actor) -> RfmSummary:
     """Customers per segment with their won revenue and mean recency and frequency, over the
     customers the actor may see."""
-    from backend.customers.models import Customer
-
     visible = select(Customer.id).where(
         Customer.organization_id == actor.organization_id, customer_visible(actor)
     )

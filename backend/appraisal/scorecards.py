@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.accounts.models import Role, User
+from backend.accounts.models import Role, Team, User
 from backend.appraisal import kpis as kpi
 from backend.appraisal.kpi_models import Scorecard
 from backend.appraisal.kpi_schemas import (
@@ -210,14 +210,9 @@ def attainment(definition: KpiDef, value: float, target: float) -> float:
 
 
 def _value(kpis: Kpis, name: str) -> float | None:
+    """The KPI's value as a number; None when the period gave nothing to judge it by."""
     raw: Any = getattr(kpis, name)
-    if raw is None:
-        return None
-    if name == "rating_avg" and kpis.rating_count == 0:
-        return None
-    if name in ("on_site_share", "driving_share", "idle_share") and raw is None:
-        return None
-    return float(raw)
+    return None if raw is None else float(raw)
 
 
 def score_lines(
@@ -349,8 +344,6 @@ async def leaderboard(
 
 async def visible_teams(session: AsyncSession, actor: Actor) -> list[tuple[uuid.UUID, str]]:
     """Teams whose leaderboard the actor may see (admins all, managers those they lead)."""
-    from backend.accounts.models import Team
-
     if actor.role is Role.FIELD:
         return []
     stmt = select(Team.id, Team.name).where(Team.organization_id == actor.organization_id)
