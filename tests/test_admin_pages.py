@@ -1033,3 +1033,53 @@ def test_refusals_read_as_words_in_forms() -> None:
     assert plain_reason("Expected `int`, got `str`") == "must be a whole number"
     assert plain_reason("Invalid enum value 'boss'") == "'boss' is not one of the choices"
     assert plain_reason("unknown IANA time zone 'Mars'") == "unknown IANA time zone 'Mars'"
+
+
+async def test_another_organisations_configuration_is_not_found(
+    client: AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    _, token = await admin_in(client, factory)
+    other = await factory.world("Other Org")
+    api = factory.auth(other.admin)
+    pipeline = await client.post(
+        "/api/v1/pipelines", headers=api, json={"name": "Theirs", "stages": [{"name": "Open"}]}
+    )
+    assert pipeline.status_code == 201, pipeline.text
+    stage_id = pipeline.json()["stages"][0]["id"]
+    automation = await client.post(
+        f"/api/v1/stages/{stage_id}/automations",
+        headers=api,
+        json={"name": "Call", "action": "create_task", "config": {"kind": "call", "title": "Call"}},
+    )
+    assert automation.status_code == 201, automation.text
+    form = await client.post("/api/v1/lead-forms", headers=api, json={"name": "Theirs"})
+    assert form.status_code == 201, form.text
+    template = await client.post(
+        "/api/v1/document-templates", headers=api, json={"name": "Theirs", "html": "<p>x</p>"}
+    )
+    assert template.status_code == 201, template.text
+    for url in [
+        f"/admin/stages/{stage_id}",
+        f"/admin/stages/{stage_id}/automations/new",
+        f"/admin/automations/{automation.json()['id']}",
+        f"/admin/lead-forms/{form.json()['id']}",
+        f"/admin/templates/{template.json()['id']}",
+    ]:
+        assert (await client.get(url)).status_code == 404, url
+    for url, data in [
+        (f"/admin/pipelines/{pipeline.json()['id']}", {"name": "Mine now"}),
+        (f"/admin/stages/{stage_id}", {"name": "Mine now", "kind": "open"}),
+        (f"/admin/stages/{stage_id}/move", {"direction": "up"}),
+        (f"/admin/stages/{stage_id}/delete", {}),
+        (f"/admin/automations/{automation.json()['id']}/delete", {}),
+        (f"/admin/lead-forms/{form.json()['id']}/rotate-key", {}),
+        (f"/admin/templates/{template.json()['id']}", {"name": "Mine now", "html": "y"}),
+    ]:
+        assert (await post(client, url, token, data)).status_code == 404, url
+    listed = await client.get("/admin/pipelines")
+    assert "Theirs" not in listed.text
+    assert "Theirs" not in (await client.get("/admin/lead-forms")).text
+    assert "Theirs" not in (await client.get("/admin/templates")).text
+    stage = await session.scalar(select(Stage).where(Stage.id == uuid.UUID(stage_id)))
+    assert stage is not None
+    assert stage.name == "Open"
