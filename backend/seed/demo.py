@@ -786,6 +786,17 @@ async def _create_people(
     return ids
 
 
+async def _roll_up(session: AsyncSession, organization_id: uuid.UUID, now: datetime) -> None:
+    """Build the organisation's report and field roll-ups and customer segments."""
+    from backend.appraisal import field_rollups, rfm, sales_rollups
+
+    await sales_rollups.rebuild(session, organization_id, now)
+    await field_rollups.rebuild(
+        session, organization_id, now.date() - timedelta(days=200), now.date(), now
+    )
+    await rfm.recompute(session, organization_id, now)
+
+
 async def seed_demo(database_url: str, customers: int = 320) -> str:
     """Create (or re-create) the demo organisation; return a short summary."""
     if customers < 0:
@@ -842,6 +853,10 @@ async def seed_demo(database_url: str, customers: int = 320) -> str:
     # of their own, as it does on a live server.
     async with seed_session(database_url) as session:
         counts.leads = await _demo_leads(session, rng, phones, today)
+    # Reports, scorecards and RFM segments show the history at once (the worker's jobs keep
+    # them current from here on).
+    async with seed_session(database_url) as session:
+        await _roll_up(session, org.id, datetime.now(UTC))
     seconds = time.perf_counter() - started
     return (
         f"{'re-created' if replaced else 'created'} the demo organisation {DEMO_ORG_NAME!r}"
