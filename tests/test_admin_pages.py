@@ -54,6 +54,8 @@ async def test_admin_pages_are_for_admins_only(client: AsyncClient, factory: Fac
     for url in [*ADMIN_PAGES, f"/admin/users/{world.installer_a.id}"]:
         response = await client.get(url)
         assert response.status_code == 403, url
+        assert response.headers["content-type"].startswith("text/html")
+        assert "admin screens are for the organisation's admins" in html_lib.unescape(response.text)
     token = client.cookies[CSRF_COOKIE]
     refused = await post(
         client, f"/admin/users/{world.installer_a.id}/active", token, {"isActive": "false"}
@@ -358,7 +360,9 @@ async def test_another_organisations_user_is_not_found(
 ) -> None:
     _, token = await admin_in(client, factory)
     other = await factory.world("Other Org")
-    assert (await client.get(f"/admin/users/{other.installer_a.id}")).status_code == 404
+    missing = await client.get(f"/admin/users/{other.installer_a.id}")
+    assert missing.status_code == 404
+    assert "User not found" in missing.text
     response = await post(
         client, f"/admin/users/{other.installer_a.id}/active", token, {"isActive": "false"}
     )

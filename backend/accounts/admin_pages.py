@@ -10,13 +10,14 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
+from litestar.types import ExceptionHandlersMap
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts import schemas, services
 from backend.accounts.models import Role, Skill, User
 from backend.lib.clock import Clock
-from backend.lib.errors import AppError
+from backend.lib.errors import AppError, Forbidden, NotFound
 from backend.lib.forms import (
     checked,
     choices,
@@ -38,6 +39,20 @@ SKILLS = [
     (Skill.INSTALLER, "Installer"),
     (Skill.SALESPERSON, "Sales"),
 ]
+
+
+def page_error(_: Request[Any, Any, Any], exc: AppError) -> Template:
+    """Admin pages answer "not allowed" and "not found" with a page (same status as the API)
+    rather than a problem+json body."""
+    return Template(
+        "admin/error.html",
+        context={"me": None, "status": exc.status, "title": exc.title, "detail": exc.detail},
+        status_code=exc.status,
+    )
+
+
+PAGE_ERRORS: ExceptionHandlersMap = {Forbidden: page_error, NotFound: page_error}
+"""``exception_handlers`` of the admin page controllers."""
 
 
 async def admin_me(session: AsyncSession, actor: Actor) -> User:
@@ -111,6 +126,7 @@ class AdminUserPages(Controller):
 
     path = "/admin"
     include_in_schema = False
+    exception_handlers = PAGE_ERRORS
 
     @get("/")
     async def index(self, actor: Actor) -> Redirect:

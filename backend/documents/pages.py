@@ -17,7 +17,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.accounts.admin_pages import admin_me
+from backend.accounts.admin_pages import PAGE_ERRORS, admin_me
 from backend.accounts.models import Organization, User
 from backend.accounts.services import get_organization
 from backend.documents import schemas
@@ -83,6 +83,7 @@ class DocumentTemplatePages(Controller):
 
     path = "/admin/templates"
     include_in_schema = False
+    exception_handlers = PAGE_ERRORS
 
     @get("/")
     async def templates(self, db_session: AsyncSession, actor: Actor) -> Template:

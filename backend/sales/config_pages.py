@@ -15,7 +15,7 @@ from litestar.datastructures import FormMultiDict
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.accounts.admin_pages import admin_me, all_users
+from backend.accounts.admin_pages import PAGE_ERRORS, admin_me, all_users
 from backend.accounts.models import Role, Skill, User
 from backend.lib.clock import Clock
 from backend.lib.errors import AppError, FieldError, InvalidInput, NotFound
@@ -227,6 +227,7 @@ class SalesConfigPages(Controller):
 
     path = "/admin"
     include_in_schema = False
+    exception_handlers = PAGE_ERRORS
 
     # --- pipelines ------------------------------------------------------------------------
 
