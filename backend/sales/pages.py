@@ -292,7 +292,7 @@ async def _newest_by_stage(
         .order_by(Deal.stage_id, newest.c.rank)
     )
     found: dict[uuid.UUID, list[schemas.DealOut]] = {}
-    for deal, stage_name, kind, customer_name in rows.tuples():
+    for deal, stage_name, kind, customer_name in rows.all():
         found.setdefault(deal.stage_id, []).append(
             services._deal_out(deal, stage_name, kind, customer_name)  # the API's shape
         )
