@@ -15,7 +15,7 @@ and the database is dropped at the end (``--keep`` leaves it).
 The app runs under uvicorn (one worker process, ``FIELDCRM_LOG_JSON=true`` as in production).
 Each page is requested as the person who uses it, with a browser session cookie from the real
 login form: the field worker Igor for ``/today`` and his visit, the manager Anna (team A) for
-the manager's screens, the admin Kirill for reports when the app has them. Its baseline is the
+the manager's screens and appraisal, the admin Kirill for reports. Its baseline is the
 API call with the same person's bearer token that returns the page's data:
 
     page                    baseline API call
@@ -28,6 +28,8 @@ API call with the same person's bearer token that returns the page's data:
     /customers/{id}         GET /api/v1/customers/{id}
     /tasks                  GET /api/v1/tasks
     /dispatch               GET /api/v1/teams
+    /reports                GET /api/v1/reports/dashboard   (when the checkout has them)
+    /appraisal              GET /api/v1/appraisal/teams/{Anna's team}
 
 ``--requests`` sequential requests per page and per baseline (default 200, ``--quick`` 40)
 after 5 warm-up requests each, interleaved page/API so both see the same machine load. Server
@@ -112,6 +114,7 @@ class Demo:
     deal_id: uuid.UUID
     customer_id: uuid.UUID
     visit_id: uuid.UUID | None
+    team_id: uuid.UUID
 
 
 async def load_demo(url: str) -> Demo:
@@ -163,7 +166,7 @@ async def _demo(session: AsyncSession) -> Demo:
     )
     team = await session.scalar(select(Team.id).where(Team.lead_id == anna))
     assert team is not None
-    return Demo(org_id, users, emails, pipeline_id, deal_id, customer_id, visit_id)
+    return Demo(org_id, users, emails, pipeline_id, deal_id, customer_id, visit_id, team)
 
 
 def targets(demo: Demo) -> list[Target]:
@@ -193,7 +196,8 @@ def targets(demo: Demo) -> list[Target]:
         ),
         Target("tasks", "anna", "/tasks", "/api/v1/tasks"),
         Target("dispatch", "anna", "/dispatch", "/api/v1/teams"),
-        Target("reports", "kirill", "/reports", "/api/v1/reports"),
+        Target("reports", "kirill", "/reports", "/api/v1/reports/dashboard"),
+        Target("appraisal", "anna", "/appraisal", f"/api/v1/appraisal/teams/{demo.team_id}"),
     ]
     if demo.visit_id is not None:
         found.insert(

@@ -10,6 +10,7 @@ Managers and admins only; what they see is the API's visibility (own teams / org
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -265,9 +266,23 @@ def _limit_of(kind: StageKind) -> int:
     return COLUMN_LIMIT if kind is StageKind.OPEN else CLOSED_COLUMN_LIMIT
 
 
+@dataclass(frozen=True, slots=True)
+class DealCard:
+    """What a deal's card on the board shows (the columns it needs, not the whole deal)."""
+
+    id: uuid.UUID
+    stage_id: uuid.UUID
+    title: str
+    customer_name: str
+    amount: Decimal | None
+    currency: str
+    owner_id: uuid.UUID | None
+    version: int
+
+
 async def _newest_by_stage(
     session: AsyncSession, actor: Actor, stages: list[schemas.StageOut]
-) -> dict[uuid.UUID, list[schemas.DealOut]]:
+) -> dict[uuid.UUID, list[DealCard]]:
     """The newest visible deals of each stage (one more than the column shows, to tell that
     there are more), in one statement: the deal list's visibility rule (``scope`` +
     ``deal_visible``, as ``services.list_deals``) with a row number per stage."""
@@ -284,18 +299,25 @@ async def _newest_by_stage(
         .subquery()
     )
     rows = await session.execute(
-        select(Deal, Stage.name, Stage.kind, Customer.name)
+        select(
+            Deal.id,
+            Deal.stage_id,
+            Deal.title,
+            Customer.name,
+            Deal.amount,
+            Deal.currency,
+            Deal.owner_id,
+            Deal.version,
+        )
         .join(newest, newest.c.id == Deal.id)
-        .join(Stage, Stage.id == Deal.stage_id)
         .join(Customer, Customer.id == Deal.customer_id)
         .where(newest.c.rank <= max(COLUMN_LIMIT, CLOSED_COLUMN_LIMIT) + 1)
         .order_by(Deal.stage_id, newest.c.rank)
     )
-    found: dict[uuid.UUID, list[schemas.DealOut]] = {}
-    for deal, stage_name, kind, customer_name in rows.all():
-        found.setdefault(deal.stage_id, []).append(
-            services._deal_out(deal, stage_name, kind, customer_name)  # the API's shape
-        )
+    found: dict[uuid.UUID, list[DealCard]] = {}
+    for row in rows.all():
+        card = DealCard(*row)
+        found.setdefault(card.stage_id, []).append(card)
     return found
 
 
