@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.accounts.models import User
+from backend.config import Settings
 from backend.lib.clock import FrozenClock
 from backend.notifications import preferences
 from backend.notifications.channels import Channels, email_templates
@@ -587,3 +588,26 @@ async def test_web_push_subscriptions_get_the_message_and_gone_ones_are_removed(
     assert [s["id"] for s in left.json()] == [ids["alive"]]
     row = await _row(session, nid)
     assert row.progress == [f"webpush:{ids['alive']}"]
+
+
+async def test_the_worker_registers_the_relay_as_a_minute_job_that_drains_the_outbox(
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    fake: FakeFcm,
+    channels: Channels,
+    settings: Settings,
+) -> None:
+    from backend.worker import Jobs, make_app
+
+    world = await factory.world()
+    await _device(client, factory, world.installer_a)
+    nid = await _notify(session, world, world.installer_a, clock.now())
+    jobs = Jobs(sessionmaker, clock, relay=make_relay(sessionmaker, channels, clock))
+
+    assert "outbox_relay" in make_app(settings, jobs).tasks
+    assert await jobs.outbox_relay() == 1
+    assert await Jobs(sessionmaker, clock).outbox_relay() == 0  # no relay configured
+    assert fake.delivered_dedupe_keys() == {f"notification:{nid}": 1}
