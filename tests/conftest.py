@@ -35,6 +35,8 @@ from backend.config import Settings
 from backend.db.migrate import upgrade
 from backend.lib.clock import FrozenClock
 
+pytest_plugins = ["tests.delivery"]
+
 PASSWORD = "correct-horse-battery"
 SECRET_KEY = "test-secret-key-" + "x" * 40
 START = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

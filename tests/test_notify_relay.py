@@ -4,20 +4,12 @@ local HTTP fake; retries, back-off, dead letters, gone tokens, quiet hours and p
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import random
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 import httpx
-import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,63 +17,15 @@ from backend.accounts.models import User
 from backend.config import Settings
 from backend.lib.clock import FrozenClock
 from backend.notifications import preferences
-from backend.notifications.channels import Channels, email_templates
+from backend.notifications.channels import Channels
 from backend.notifications.models import OutboxMessage, OutboxStatus, PushDevice
 from backend.notifications.relay import Relay, RelayConfig, backoff_s
 from backend.notifications.services import notify
-from push.email import EmailSender, SmtpConfig
-from push.fake_fcm import FakeFcm, FcmAnswer, generate_private_key_pem
+from push.fake_fcm import FakeFcm, FcmAnswer
 from push.fakehttp import FakeHTTPServer, Request, Response
-from push.fcm import FcmConfig, FcmSender
 from push.sms import SmsConfig, SmsSender
 from tests.conftest import Factory, World
-
-_key_pem = functools.cache(generate_private_key_pem)
-
-
-@dataclass
-class Mailbox:
-    """aiosmtpd handler keeping every accepted message."""
-
-    messages: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        assert isinstance(envelope.content, bytes)
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 Message accepted"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeFcm]:
-    async with FakeFcm() as server:
-        yield server
-
-
-@pytest.fixture
-async def mailbox() -> AsyncIterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(box, hostname="mx.test", loop=loop), "127.0.0.1", 0
-    )
-    yield box, server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
-
-
-@pytest.fixture
-async def channels(fake: FakeFcm, mailbox: tuple[Mailbox, int]) -> AsyncIterator[Channels]:
-    fcm = FcmSender(
-        FcmConfig(service_account=fake.service_account("acme", _key_pem()), fcm_url=fake.url)
-    )
-    smtp = SmtpConfig(
-        host="127.0.0.1", port=mailbox[1], from_address="Acme <noreply@acme.test>", tls="none"
-    )
-    chans = Channels(fcm=fcm, email=EmailSender(smtp, email_templates()))
-    yield chans
-    await chans.aclose()
+from tests.delivery import Mailbox
 
 
 def make_relay(

@@ -1,6 +1,8 @@
 """The window company's story end to end, over HTTP, with the demo's own pipeline rules and an
 injected clock: website request → call-back task → overdue notice (once) → measurement →
-attachment → agreement → calculation → invoice PDF → installation with a deadline."""
+attachment → agreement → calculation → invoice PDF → installation with a deadline; then every
+message the story implies goes out through the real senders (firebase-admin to the fake FCM
+server, SMS to a fake provider), each exactly once."""
 
 from __future__ import annotations
 
@@ -11,20 +13,29 @@ from datetime import timedelta
 import httpx
 from pypdf import PdfReader
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.lib.clock import FrozenClock
+from backend.notifications.channels import Channels
+from backend.notifications.customer.jobs import CustomerMessageJobs
 from backend.notifications.models import Notification, OutboxMessage
+from backend.notifications.relay import Relay
 from backend.seed.pipeline import seed_window_pipeline
 from backend.tasks import sla
 from backend.tasks.models import Task
-from tests.conftest import Factory
+from push.fake_fcm import FakeFcm
+from tests.conftest import Factory, World
+from tests.delivery import SmsInbox
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
     b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00"
     b"\x00\x00IEND\xaeB`\x82"
 )
+
+
+def installers(world: World) -> tuple[object, ...]:
+    return (world.installer_a, world.installer_b)
 
 
 def _squash(text: str) -> str:
@@ -39,7 +50,14 @@ async def _notifications(session: AsyncSession, user_id: object, kind: str) -> l
 
 
 async def test_window_company_story(
-    client: httpx.AsyncClient, factory: Factory, session: AsyncSession, clock: FrozenClock
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
+    fake: FakeFcm,
+    channels: Channels,
+    sms_inbox: SmsInbox,
 ) -> None:
     world = await factory.world()
     world.org.payment_details = {
@@ -52,6 +70,25 @@ async def test_window_company_story(
     setup = await seed_window_pipeline(session, world.org, form_key="story-form-key-0123456789")
     await session.commit()
     stages = {k: str(s.id) for k, s in setup.stages.items()}
+    # Everyone on staff has the app on a phone.
+    devices: dict[str, str] = {}
+    for person in (world.manager_a, world.manager_b, world.measurer_a, *installers(world)):
+        token = f"phone-of-{person.id}"
+        registered = await client.post(
+            "/api/v1/me/devices",
+            json={"token": token, "platform": "android", "appVersion": "2.1"},
+            headers=factory.auth(person),
+        )
+        assert registered.status_code == 201, registered.text
+        devices[str(person.id)] = token
+    customer_messages = CustomerMessageJobs(sessionmaker, clock, "https://crm.test")
+    relay = Relay(sessionmaker, channels, clock)
+
+    async def deliver() -> dict[str, int]:
+        """What the worker does every minute: queue customer messages, relay the outbox."""
+        queued = await customer_messages.run()
+        assert (await relay.drain()).dead == 0
+        return queued
 
     # 1. A visitor leaves a request on the website (the form POST of the embeddable page).
     page = await client.get("/f/story-form-key-0123456789?utm_source=yandex&utm_campaign=autumn")
@@ -155,6 +192,12 @@ async def test_window_company_story(
     assert "26.11.2026 10:00" in measure_task["title"]
     assigned = await _notifications(session, world.measurer_a.id, "task_assigned")
     assert [n.data["taskId"] for n in assigned] == [measure_task["id"]]
+
+    # The worker tells the customer the measurement is booked (SMS: the form gave no e-mail).
+    assert (await deliver())["booked"] == 1
+    [booked] = sms_inbox.posts
+    assert booked.json()["to"] == "+79175551234"
+    assert "замер" in booked.json()["text"].lower()
 
     # 3. The measurer sees the deal, attaches the measurement sheet and moves it on.
 
@@ -265,3 +308,34 @@ async def test_window_company_story(
     closed_call = await session.get(Task, call_task["id"])
     assert closed_call is not None
     assert closed_call.status.value == "done"
+
+    # 8. Every message of the story went out: staff pushes to each of their phones through
+    # firebase-admin, customer messages by SMS; each exactly once.
+    assert (await deliver())["booked"] == 1  # the installation
+    pending = await session.scalar(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(OutboxMessage.organization_id == world.org.id, OutboxMessage.status != "sent")
+    )
+    assert pending == 0
+    told = list(
+        (
+            await session.scalars(
+                select(Notification).where(Notification.organization_id == world.org.id)
+            )
+        ).all()
+    )
+    kinds = {(str(n.user_id), n.kind) for n in told}
+    assert (owner, "task_assigned") in kinds  # call back within 15 minutes
+    assert (owner, "task_overdue") in kinds
+    assert (str(world.measurer_a.id), "task_assigned") in kinds
+    assert (installer_id, "task_assigned") in kinds
+    received = fake.delivered_dedupe_keys()
+    by_key = {m.dedupe_key: m for m in fake.delivered}
+    for notification in told:
+        key = f"notification:{notification.id}"
+        assert received[key] == 1, notification.kind
+        assert by_key[key].token == devices[str(notification.user_id)]
+    assert len(fake.delivered) == len(told)
+    assert [p.json()["to"] for p in sms_inbox.posts] == ["+79175551234"] * 2
+    assert "монтаж" in sms_inbox.posts[1].json()["text"].lower()
