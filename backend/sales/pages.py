@@ -40,8 +40,8 @@ from backend.tasks.models import TaskStatus
 from backend.tasks.services import list_tasks
 
 # Deals per column: the newest of each open stage, fewer of the closed ones (won, lost).
-COLUMN_LIMIT = 25
-CLOSED_COLUMN_LIMIT = 10
+COLUMN_LIMIT = 15
+CLOSED_COLUMN_LIMIT = 5
 # Stage requirements (``sales.models.Requirement``) in words, for the move form's hints.
 REQUIREMENT_LABELS = {
     "scheduledTime": "a visit time",
