@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.audit.models import AuditEntry
 from backend.sales.models import Deal, DealStageChange
 from backend.seed.pipeline import seed_window_pipeline
-from backend.tasks.models import Task
+from backend.tasks.models import Task, TaskStatus
 from tests.conftest import START, Factory, World, customer_body
 from tests.test_routing import BASE_LON, LAT, TOMORROW, local, set_base, unassigned
 from tests.test_tracking import fix, send, start_shift
@@ -318,6 +318,30 @@ async def test_the_deal_card_logs_calls_and_shows_errors_at_the_field(
     calls = card.text[card.text.index('id="calls"') :]
     assert "Reached the wife" in calls[: calls.index("</section>")]
     assert "2 min" in calls or "3 min" in calls
+    # The deal's open call task (the automation's call-back) is offered and closed by the call.
+    offered = re.search(
+        r'<select id="c-task" name="task_id">\s*<option value="">[^<]*</option>'
+        r'\s*<option value="([0-9a-f-]{36})" selected>',
+        card.text,
+    )
+    assert offered, "the open call task is offered on the call form"
+    closing = await client.post(
+        f"/deals/{deal['id']}/calls",
+        data={"_csrf_token": csrf, "outcome": "Booked a measurement", "task_id": offered[1]},
+    )
+    assert closing.status_code == 303
+    closed = await session.get(Task, uuid.UUID(offered[1]))
+    assert closed is not None
+    await session.refresh(closed)
+    assert closed.status is TaskStatus.DONE
+    card = await client.get(f"/deals/{deal['id']}")
+    assert offered[1] not in card.text[card.text.index('id="calls"') :]
+    stray = await client.post(
+        f"/deals/{deal['id']}/calls",
+        data={"_csrf_token": csrf, "outcome": "Again", "task_id": "not-a-task"},
+    )
+    assert stray.status_code == 422
+    assert "call tasks" in stray.text
     unknown = await client.post(
         f"/deals/{deal['id']}/documents", data={"_csrf_token": csrf, "template": "No such"}
     )

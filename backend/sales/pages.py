@@ -36,7 +36,7 @@ from backend.lib.tenancy import Actor, scope
 from backend.lib.visibility import deal_visible
 from backend.sales import config_services, schemas, services
 from backend.sales.models import Deal, Stage, StageKind
-from backend.tasks.models import TaskStatus
+from backend.tasks.models import ACTIVE_STATUSES, TaskStatus
 from backend.tasks.services import list_tasks
 
 # Deals per column: the newest of each open stage, fewer of the closed ones (won, lost).
@@ -85,6 +85,7 @@ class CallForm(msgspec.Struct):
     outcome: str = ""
     duration_min: str = ""
     notes: str = ""
+    task_id: str = ""
 
 
 class DocumentForm(msgspec.Struct):
@@ -160,7 +161,15 @@ def call_of(form: CallForm) -> schemas.CallIn:
         duration = int(minutes * 60)
     if len(form.notes) > 10_000:
         raise InvalidInput.on("notes", "at most 10,000 characters")
-    return schemas.CallIn(outcome=outcome, duration_s=duration, notes=form.notes.strip() or None)
+    task_id = None
+    if form.task_id.strip():
+        try:
+            task_id = uuid.UUID(form.task_id.strip())
+        except ValueError:
+            raise InvalidInput.on("taskId", "pick one of the deal's call tasks") from None
+    return schemas.CallIn(
+        outcome=outcome, duration_s=duration, notes=form.notes.strip() or None, task_id=task_id
+    )
 
 
 def _decimal(raw: str, field: str, what: str) -> Decimal:
@@ -567,6 +576,10 @@ async def card_context(
         "documents": docs,
         "templates": templates or ["Invoice"],
         "tasks": tasks.items,
+        # Open call tasks a logged call can close ("call back within 15 minutes"...).
+        "call_tasks": [
+            t for t in tasks.items if t.kind.value == "call" and t.status in ACTIVE_STATUSES
+        ],
         "open_statuses": {TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value},
         "names": await _names(session, actor, people),
         "requirement_labels": REQUIREMENT_LABELS,
