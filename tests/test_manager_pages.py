@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.audit.models import AuditEntry
+from backend.customers.models import Site
 from backend.sales.models import Deal, DealStageChange
 from backend.seed.pipeline import seed_window_pipeline
 from backend.tasks.models import Task, TaskStatus
@@ -472,3 +473,73 @@ async def test_the_customer_card_shows_its_sites_on_a_map(
     sites = msgspec.json.decode(match.group(1).replace("&#34;", '"').replace("&quot;", '"'))
     assert sites == [{"lat": 55.7887, "lon": 49.1221, "label": sites[0]["label"]}]
     assert "/static/js/map.js" in card.text
+
+
+async def test_the_deal_card_sets_where_the_work_is(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    # A website request without coordinates (no geocoder) leaves the deal without a site: the
+    # manager adds it on the card, with the point copied from a map app.
+    world = await factory.world()
+    await seed_window_pipeline(session, world.org)
+    await session.commit()
+    made = await client.post(
+        "/api/v1/customers",
+        json=customer_body("Sidorova Anna", sites=[]),
+        headers=factory.auth(world.manager_a),
+    )
+    assert made.status_code == 201, made.text
+    created = await client.post(
+        "/api/v1/deals",
+        json={"customerId": made.json()["id"], "title": "Balcony"},
+        headers=factory.auth(world.manager_a),
+    )
+    assert created.status_code == 201, created.text
+    deal_id = created.json()["deal"]["id"]
+    other = await a_deal(client, factory, world, "Someone else's")
+    other_site = (await session.get(Deal, uuid.UUID(other["id"]))).site_id  # type: ignore[union-attr]
+    await as_user(client, world.manager_a.email)
+    card = await client.get(f"/deals/{deal_id}")
+    assert "set where the work is" in card.text
+    csrf = csrf_from(card.text)
+
+    no_point = await client.post(
+        f"/deals/{deal_id}/site",
+        data={"_csrf_token": csrf, "address": "Kazan, Pushkin St 5", "lat": "", "lon": ""},
+    )
+    assert no_point.status_code == 422
+    assert 'id="s-lat-err"' in no_point.text
+    assert "Kazan, Pushkin St 5" in no_point.text  # what was typed is kept
+    half = await client.post(
+        f"/deals/{deal_id}/site",
+        data={"_csrf_token": csrf, "address": "Kazan, Pushkin St 5", "lat": "55,79", "lon": "x"},
+    )
+    assert half.status_code == 422
+    assert 'id="s-lon-err"' in half.text
+    foreign = await client.post(
+        f"/deals/{deal_id}/site", data={"_csrf_token": csrf, "site_id": str(other_site)}
+    )
+    assert foreign.status_code == 422
+    assert "no such site of the deal" in foreign.text
+
+    saved = await client.post(
+        f"/deals/{deal_id}/site",
+        data={
+            "_csrf_token": csrf,
+            "address": "Kazan, Pushkin St 5",
+            "access_notes": "code 77",
+            "lat": "55,7903",
+            "lon": "49.1347",
+        },
+    )
+    assert saved.status_code == 303
+    row = await session.get(Deal, uuid.UUID(deal_id))
+    assert row is not None
+    await session.refresh(row)
+    site = await session.get(Site, row.site_id)
+    assert site is not None
+    assert site.customer_id == uuid.UUID(made.json()["id"])
+    assert (site.address, site.access_notes) == ("Kazan, Pushkin St 5", "code 77")
+    card = await client.get(f"/deals/{deal_id}")
+    assert "Kazan, Pushkin St 5" in card.text
+    assert "set where the work is" not in card.text

@@ -27,7 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
 from backend.accounts.services import get_user
+from backend.customers import services as customer_services
+from backend.customers.geocoding import Geocoder
 from backend.customers.models import Customer
+from backend.customers.schemas import SiteIn
 from backend.documents import services as documents
 from backend.documents.models import DocumentTemplate
 from backend.lib.clock import Clock
@@ -64,6 +67,12 @@ FORM_FIELDS = {
     "durationS": "duration_min",
     "notes": "notes",
     "template": "template",
+    "taskId": "taskId",
+    "siteId": "site_id",
+    "address": "address",
+    "accessNotes": "access_notes",
+    "lat": "lat",
+    "lon": "lon",
 }
 
 
@@ -92,6 +101,47 @@ class DocumentForm(msgspec.Struct):
     """The generate-a-document form."""
 
     template: str = ""
+
+
+class SiteForm(msgspec.Struct):
+    """Where the work is: one of the customer's sites, or a new one (address and point)."""
+
+    site_id: str = ""
+    address: str = ""
+    access_notes: str = ""
+    lat: str = ""
+    lon: str = ""
+
+
+def _coordinate(raw: str, field: str, limit: int) -> float:
+    """A latitude or longitude as typed (a decimal comma is fine), within ±``limit``."""
+    try:
+        value = float(raw.strip().replace(",", "."))
+    except ValueError:
+        raise InvalidInput.on(field, "a number in degrees, e.g. 55.7887") from None
+    if not -limit <= value <= limit:
+        raise InvalidInput.on(field, f"between -{limit} and {limit} degrees")
+    return value
+
+
+def new_site_of(form: SiteForm, geocoder: Geocoder | None) -> SiteIn:
+    """The API's ``SiteIn`` from the form's new-site fields; coordinates are needed unless a
+    geocoder can find the address."""
+    address = form.address.strip()
+    if not address:
+        raise InvalidInput.on("address", "give the address, or pick one of the sites")
+    lat = _coordinate(form.lat, "lat", 90) if form.lat.strip() else None
+    lon = _coordinate(form.lon, "lon", 180) if form.lon.strip() else None
+    if (lat is None) != (lon is None):
+        raise InvalidInput.on("lon" if lon is None else "lat", "give both coordinates")
+    if lat is None and geocoder is None:
+        raise InvalidInput.on("lat", "give the coordinates (copy them from a map app)")
+    return SiteIn(
+        address=address[:1000],
+        access_notes=form.access_notes.strip()[:2000] or None,
+        lat=lat,
+        lon=lon,
+    )
 
 
 class CalculationForm(msgspec.Struct):
@@ -432,6 +482,43 @@ class DealPages(Controller):
             return Template("deals/card.html", context=context, status_code=exc.status)
         return Redirect(f"/deals/{deal_id}#calls", status_code=303)
 
+    @post("/{deal_id:uuid}/site", status_code=303)
+    async def set_site(
+        self,
+        request: Request[Any, Any, Any],
+        deal_id: uuid.UUID,
+        data: Annotated[SiteForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        db_session: AsyncSession,
+        actor: Actor,
+        clock: Clock,
+    ) -> Redirect | Template:
+        """Set where the work is: one of the customer's sites, or a new site added to the
+        customer (as ``POST /api/v1/customers/{id}/sites`` and ``PATCH /api/v1/deals/{id}``)."""
+        actor.require_role(Role.ADMIN, Role.MANAGER)
+        try:
+            async with db_session.begin_nested():
+                deal = await services.visible_deal(db_session, actor, deal_id)
+                if data.site_id.strip():
+                    try:
+                        site_id = uuid.UUID(data.site_id.strip())
+                    except ValueError:
+                        raise InvalidInput.on("siteId", "pick one of the sites") from None
+                else:
+                    geocoder = request.app.state.geocoder
+                    site = await customer_services.add_site(
+                        db_session, actor, deal.customer_id, new_site_of(data, geocoder), geocoder
+                    )
+                    site_id = site.id
+                await services.update_deal(
+                    db_session, actor, deal_id, schemas.DealUpdate(site_id=site_id), clock.now()
+                )
+        except AppError as exc:
+            me = await get_user(db_session, actor, actor.user_id)
+            context = await card_context(db_session, actor, deal_id, me, clock.now())
+            context |= {"site_errors": form_errors(exc), "site_values": data}
+            return Template("deals/card.html", context=context, status_code=exc.status)
+        return Redirect(f"/deals/{deal_id}#site", status_code=303)
+
     @post("/{deal_id:uuid}/calculation", status_code=303)
     async def save_calculation(
         self,
@@ -559,6 +646,9 @@ async def card_context(
         limit=100,
         cursor=None,
     )
+    customer = await customer_services.customer_out(
+        session, await customer_services.visible_customer(session, actor, deal.customer_id)
+    )
     people = {i.author_id for i in timeline.items if i.author_id}
     people |= {h.actor_id for h in history if h.actor_id}
     people |= {t.assignee_id for t in tasks.items if t.assignee_id}
@@ -588,6 +678,10 @@ async def card_context(
         "call_errors": {},
         "call_values": CallForm(),
         "document_errors": {},
+        "sites": customer.sites,
+        "site": next((x for x in customer.sites if x.id == deal.site_id), None),
+        "site_errors": {},
+        "site_values": SiteForm(),
         "calc_errors": {},
         "calc_values": CalculationForm(
             items="\n".join(f"{li.name}; {li.quantity}; {li.unit_price}" for li in deal.line_items)
