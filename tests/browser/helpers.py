@@ -28,3 +28,11 @@ async def screenshot(page: Page, name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(path), full_page=True)
     return path
+
+
+async def sideways_scroll(page: Page) -> int:
+    """How many pixels the page scrolls sideways (0 when it fits the viewport)."""
+    overflow: int = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return overflow
