@@ -49,6 +49,7 @@ from backend.customers.models import (
 from backend.customers.search import search_fields
 from backend.customers.services import point_wkt
 from backend.documents.storage import FileStorage
+from backend.notifications.models import PushDevice, PushPlatform
 from backend.sales.leads import capture_lead
 from backend.sales.schemas import LeadIn
 from backend.seed.orgs import seed_session
@@ -819,6 +820,21 @@ async def seed_demo(database_url: str, customers: int = 320) -> str:
         session.add(org)
         await session.flush()
         user_ids = await _create_people(session, org.id, password_hash)
+        # Everyone has the app on a phone, so the demo's pushes reach the local fake FCM.
+        now = datetime.now(UTC)
+        session.add_all(
+            PushDevice(
+                organization_id=org.id,
+                user_id=user_id,
+                token=f"demo-phone-{user_id}",
+                platform=PushPlatform.ANDROID,
+                app_version="demo",
+                last_seen_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+            for user_id in user_ids.values()
+        )
         owners = [user_ids[u.key] for u in DEMO_USERS if u.owner_weight]
         weights = [u.owner_weight for u in DEMO_USERS if u.owner_weight]
         phones = _UniquePhones(rng, taken=[u.phone for u in DEMO_USERS])
