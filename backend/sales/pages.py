@@ -476,10 +476,14 @@ class DealPages(Controller):
             async with db_session.begin_nested():
                 await services.log_call(db_session, actor, deal_id, call_of(data), clock.now())
         except AppError as exc:
-            me = await get_user(db_session, actor, actor.user_id)
-            context = await card_context(db_session, actor, deal_id, me, clock.now())
-            context |= {"call_errors": form_errors(exc), "call_values": data}
-            return Template("deals/card.html", context=context, status_code=exc.status)
+            return await card_with_errors(
+                db_session,
+                actor,
+                deal_id,
+                clock,
+                exc,
+                {"call_errors": form_errors(exc), "call_values": data},
+            )
         return Redirect(f"/deals/{deal_id}#calls", status_code=303)
 
     @post("/{deal_id:uuid}/site", status_code=303)
@@ -513,10 +517,14 @@ class DealPages(Controller):
                     db_session, actor, deal_id, schemas.DealUpdate(site_id=site_id), clock.now()
                 )
         except AppError as exc:
-            me = await get_user(db_session, actor, actor.user_id)
-            context = await card_context(db_session, actor, deal_id, me, clock.now())
-            context |= {"site_errors": form_errors(exc), "site_values": data}
-            return Template("deals/card.html", context=context, status_code=exc.status)
+            return await card_with_errors(
+                db_session,
+                actor,
+                deal_id,
+                clock,
+                exc,
+                {"site_errors": form_errors(exc), "site_values": data},
+            )
         return Redirect(f"/deals/{deal_id}#site", status_code=303)
 
     @post("/{deal_id:uuid}/calculation", status_code=303)
@@ -536,10 +544,14 @@ class DealPages(Controller):
                 update = calculation_of(data)
                 await services.update_deal(db_session, actor, deal_id, update, clock.now())
         except AppError as exc:
-            me = await get_user(db_session, actor, actor.user_id)
-            context = await card_context(db_session, actor, deal_id, me, clock.now())
-            context |= {"calc_errors": calculation_errors(exc), "calc_values": data}
-            return Template("deals/card.html", context=context, status_code=exc.status)
+            return await card_with_errors(
+                db_session,
+                actor,
+                deal_id,
+                clock,
+                exc,
+                {"calc_errors": calculation_errors(exc), "calc_values": data},
+            )
         return Redirect(f"/deals/{deal_id}#calculation", status_code=303)
 
     @post("/{deal_id:uuid}/documents", status_code=303)
@@ -570,10 +582,9 @@ class DealPages(Controller):
                     storage=state.storage,
                 )
         except AppError as exc:
-            me = await get_user(db_session, actor, actor.user_id)
-            context = await card_context(db_session, actor, deal_id, me, clock.now())
-            context |= {"document_errors": form_errors(exc)}
-            return Template("deals/card.html", context=context, status_code=exc.status)
+            return await card_with_errors(
+                db_session, actor, deal_id, clock, exc, {"document_errors": form_errors(exc)}
+            )
         return Redirect(f"/deals/{deal_id}#documents", status_code=303)
 
     @get("/{deal_id:uuid}/files/{attachment_id:uuid}", media_type="application/octet-stream")
@@ -601,6 +612,20 @@ def _uuid_or_none(raw: str) -> uuid.UUID | None:
         return uuid.UUID(raw)
     except ValueError:
         return None
+
+
+async def card_with_errors(
+    session: AsyncSession,
+    actor: Actor,
+    deal_id: uuid.UUID,
+    clock: Clock,
+    exc: AppError,
+    errors: dict[str, Any],
+) -> Template:
+    """The deal card again with one form's refusals (and what was typed) at its fields."""
+    me = await get_user(session, actor, actor.user_id)
+    context = await card_context(session, actor, deal_id, me, clock.now()) | errors
+    return Template("deals/card.html", context=context, status_code=exc.status)
 
 
 async def card_context(
