@@ -82,8 +82,15 @@ async def _select(
     extra: dict[str, Any] | None = None,
 ) -> Sequence[Row[Any]]:
     """Run ``select_sql`` (which reads ``rows``) over the roll-up's rows of both periods."""
-    sql = f"WITH rows AS ({ru.rows_sql(rollup, raw=q.raw)}) {select_sql}"
-    return (await session.execute(text(sql), {**_params(q), **(extra or {})})).all()
+    params = {**_params(q), **(extra or {})}
+    queued: list[date] = []
+    if not q.raw:
+        queued = await ru.queued_days(
+            session, q.organization_id, rollup.fact, q.previous_start, q.end
+        )
+        params["queued"] = queued
+    sql = f"WITH rows AS ({ru.rows_sql(rollup, raw=q.raw, queued=bool(queued))}) {select_sql}"
+    return (await session.execute(text(sql), params)).all()
 
 
 def _cur(expr: str) -> str:

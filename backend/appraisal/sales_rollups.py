@@ -20,7 +20,7 @@ SELECT`` of that day, under a per-organisation advisory lock) and records the wa
 (``report_refresh_state.refreshed_at``). ``rebuild`` recomputes every day of an organisation.
 
 Reports stay exact between runs: they read roll-ups for clean days and recompute only the
-still-queued days from the raw rows, in the same statement (``rows_sql``). Changing an
+still-queued days (``queued_days``, read first) from the raw rows (``rows_sql``). Changing an
 organisation's time zone moves every day boundary: run ``fieldcrm rebuild-reports`` after it.
 Changing a stage's kind or position likewise needs a rebuild.
 
@@ -230,34 +230,47 @@ TASKS = Rollup(
 ROLLUPS = (DEALS, STAGES, CALLS, TASKS)
 FACTS = ("sales", "calls", "tasks")
 
-# Days still queued for ``fact`` within [:lo, :hi]: the report recomputes them live.
-_QUEUED = (
-    "(SELECT coalesce(array_agg(DISTINCT q.day), '{{}}'::date[]) FROM report_dirty_days q "
-    "WHERE q.organization_id = :org AND q.fact = '{fact}' AND q.day BETWEEN :lo AND :hi)"
-)
 _ALL_DAYS = (
     "(SELECT array_agg(g::date) FROM generate_series(CAST(:lo AS date), CAST(:hi AS date), "
     "interval '1 day') AS g)"
 )
 
 
-def rows_sql(rollup: Rollup, *, raw: bool = False) -> str:
+async def queued_days(
+    session: AsyncSession, organization_id: uuid.UUID, fact: str, lo: date, hi: date
+) -> list[date]:
+    """The days ``lo`` .. ``hi`` still queued for ``fact``'s refresh (index-only, cheap)."""
+    found = await session.scalars(
+        text(
+            "SELECT DISTINCT day FROM report_dirty_days WHERE organization_id = :org"
+            " AND fact = :fact AND day BETWEEN :lo AND :hi ORDER BY day"
+        ),
+        {"org": organization_id, "fact": fact, "lo": lo, "hi": hi},
+    )
+    return list(found.all())
+
+
+def rows_sql(rollup: Rollup, *, raw: bool = False, queued: bool = True) -> str:
     """A SELECT of ``rollup``'s rows for the days ``:lo`` .. ``:hi`` of organisation ``:org``.
 
-    Normally: the stored rows of days not queued for refresh, plus the queued days computed
-    from the raw rows — exact at any moment, reading raw rows only for recently changed days.
-    ``raw=True`` computes every day from the raw rows (the on-the-fly baseline)."""
+    Normally: the stored rows of the days not in ``:queued`` (a date[] parameter: the days still
+    queued for refresh, from ``queued_days``), plus those days computed from the raw rows —
+    exact at any moment, reading raw rows only for recently changed days. With ``queued=False``
+    (nothing queued) only the stored rows are read. ``raw=True`` computes every day from the
+    raw rows (the on-the-fly baseline)."""
     cols = ", ".join(rollup.columns)
     if raw:
         return f"SELECT {cols} FROM ({rollup.facts(_ALL_DAYS)}) AS f"
-    queued = _QUEUED.format(fact=rollup.fact)
+    stored = (
+        f"SELECT {cols} FROM {rollup.table} r"
+        " WHERE r.organization_id = :org AND r.day BETWEEN :lo AND :hi"
+    )
+    if not queued:
+        return stored
     return f"""
-SELECT {cols} FROM {rollup.table} r
-WHERE r.organization_id = :org AND r.day BETWEEN :lo AND :hi
-  AND NOT EXISTS (SELECT 1 FROM report_dirty_days q
-                  WHERE q.organization_id = :org AND q.fact = '{rollup.fact}' AND q.day = r.day)
+{stored} AND r.day <> ALL(CAST(:queued AS date[]))
 UNION ALL
-SELECT {cols} FROM ({rollup.facts(queued)}) AS f
+SELECT {cols} FROM ({rollup.facts("CAST(:queued AS date[])")}) AS f
 """
 
 
