@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.appraisal.report_filters import ReportQuery
 from backend.appraisal.report_schemas import Dashboard, Report
-from backend.appraisal.reports import REPORTS
+from backend.appraisal.reports import REPORTS, shared_reads
 
 # Headline figure -> (report, total).
 KPIS = {
@@ -36,8 +36,9 @@ async def rollups_refreshed_at(session: AsyncSession, q: ReportQuery) -> datetim
 async def dashboard(session: AsyncSession, q: ReportQuery) -> Dashboard:
     """All reports and the headline figures (each against the previous period)."""
     reports: dict[str, Report] = {}
-    for name, build in REPORTS.items():
-        reports[name] = await build(session, q)
+    with shared_reads():
+        for name, build in REPORTS.items():
+            reports[name] = await build(session, q)
     kpis = {key: reports[name].totals[total] for key, (name, total) in KPIS.items()}
     first = reports["deals"]
     return Dashboard(

@@ -2,7 +2,9 @@
 
 Each report reads one roll-up for the current and the previous period in one statement and
 aggregates in SQL; only days still queued for refresh are computed from raw rows
-(``sales_rollups.rows_sql``). Reports:
+(``sales_rollups.rows_sql``). The reports on the deal roll-up (deals, both conversions,
+sources) share one read of it, grouped by bucket, by source and by owner for both periods
+(``deal_sums``); within ``shared_reads`` (the dashboard) that read is made once. Reports:
 
 - ``deals``: deals created, won and lost per day/week/month (number and amount);
 - ``calls``: calls made per person (managers and anyone else who calls);
@@ -19,9 +21,13 @@ aggregates in SQL; only days still queued for refresh are computed from raw rows
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -195,8 +201,18 @@ def buckets(q: ReportQuery) -> list[date]:
     return out
 
 
-# --- deals --------------------------------------------------------------------------------
+# --- the deal roll-up, read once ------------------------------------------------------------
 
+_DEAL_COLUMNS = (
+    "created_count",
+    "created_amount",
+    "won_count",
+    "won_amount",
+    "lost_count",
+    "lost_amount",
+    "converted_count",
+    "converted_amount",
+)
 _DEAL_SUMS = (
     ("createdCount", "created_count"),
     ("createdAmount", "created_amount"),
@@ -206,48 +222,104 @@ _DEAL_SUMS = (
     ("lostAmount", "lost_amount"),
 )
 
+Sums = dict[str, Any]
+"""The deal roll-up's sums (``_DEAL_COLUMNS``) of one group; missing groups are all zero."""
 
-async def deals(session: AsyncSession, q: ReportQuery) -> Report:
-    """Deals created, won and lost per bucket, with totals against the previous period."""
-    where = _where(q, "owner_id", sales=True)
+
+@dataclass(frozen=True, slots=True)
+class DealSums:
+    """The deal roll-up of both periods, summed three ways. ``current``/``previous`` are the
+    period totals; ``by_bucket`` the current period's day/week/month buckets; ``by_source`` and
+    ``by_owner`` map a key to its (current, previous) sums."""
+
+    current: Sums
+    previous: Sums
+    by_bucket: dict[date, Sums]
+    by_source: dict[str, tuple[Sums, Sums]]
+    by_owner: dict[uuid.UUID, tuple[Sums, Sums]]
+
+
+_shared: ContextVar[dict[tuple[str, ReportQuery], Any] | None] = ContextVar(
+    "report_shared_reads", default=None
+)
+
+
+@contextmanager
+def shared_reads() -> Iterator[None]:
+    """Within the block, reports with the same query share their roll-up reads (the
+    dashboard: one read of the deal roll-up for four reports instead of five)."""
+    token = _shared.set({})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def _zero() -> Sums:
+    return dict.fromkeys(_DEAL_COLUMNS, 0)
+
+
+async def deal_sums(session: AsyncSession, q: ReportQuery) -> DealSums:
+    """The deal roll-up's sums for both periods in one statement (``GROUPING SETS``)."""
+    cache = _shared.get()
+    if cache is not None and ("deals", q) in cache:
+        found: DealSums = cache[("deals", q)]
+        return found
     bucket = "day" if q.interval == "day" else f"date_trunc('{q.interval}', day)::date"
-    series = await _select(
+    sums = ", ".join(f"sum({c}) AS {c}" for c in _DEAL_COLUMNS)
+    rows = await _select(
         session,
         q,
         ru.DEALS,
-        f"SELECT {bucket} AS bucket, "
-        + ", ".join(f"coalesce(sum({col}), 0) AS {col}" for _, col in _DEAL_SUMS)
-        + f" FROM rows WHERE {where} AND day >= :cs GROUP BY 1",
+        "SELECT cur, bucket, source, owner_id, grouping(bucket) AS no_bucket,"
+        f" grouping(source) AS no_source, {sums} FROM ("
+        f" SELECT day >= :cs AS cur, CASE WHEN day >= :cs THEN {bucket} END AS bucket,"
+        f" source, owner_id, {', '.join(_DEAL_COLUMNS)}"
+        f" FROM rows WHERE {_where(q, 'owner_id', sales=True)}) AS t"
+        " GROUP BY GROUPING SETS ((cur, bucket), (cur, source), (cur, owner_id))",
     )
-    by_bucket = {row.bucket: row for row in series}
+    result = DealSums(_zero(), _zero(), {}, {}, {})
+    for row in rows:
+        values = {c: getattr(row, c) for c in _DEAL_COLUMNS}
+        side = 0 if row.cur else 1
+        if not row.no_bucket:
+            total = result.current if row.cur else result.previous
+            for c in _DEAL_COLUMNS:
+                total[c] += values[c]
+            if row.cur:
+                result.by_bucket[row.bucket] = values
+        elif not row.no_source:
+            result.by_source.setdefault(row.source, (_zero(), _zero()))[side].update(values)
+        else:
+            result.by_owner.setdefault(row.owner_id, (_zero(), _zero()))[side].update(values)
+    if cache is not None:
+        cache[("deals", q)] = result
+    return result
+
+
+# --- deals --------------------------------------------------------------------------------
+
+
+async def deals(session: AsyncSession, q: ReportQuery) -> Report:
+    """Deals created, won and lost per bucket, with totals against the previous period."""
+    found = await deal_sums(session, q)
     rows: list[dict[str, Value]] = []
     for start in buckets(q):
-        found = by_bucket.get(start)
+        sums = found.by_bucket.get(start, _zero())
         row: dict[str, Value] = {"period": start}
         for key, col in _DEAL_SUMS:
-            value = getattr(found, col) if found is not None else 0
-            row[key] = _money(value) if key.endswith("Amount") else int(value)
+            row[key] = _money(sums[col]) if key.endswith("Amount") else int(sums[col])
         rows.append(row)
-    totals_row = (
-        await _select(
-            session,
-            q,
-            ru.DEALS,
-            "SELECT "
-            + ", ".join(f"{_cur(c)} AS cur_{c}, {_prev(c)} AS prev_{c}" for _, c in _DEAL_SUMS)
-            + f" FROM rows WHERE {where}",
-        )
-    )[0]
+    cur, prev = found.current, found.previous
     totals: dict[str, Figure] = {}
     for key, col in _DEAL_SUMS:
-        cur, prev = getattr(totals_row, f"cur_{col}"), getattr(totals_row, f"prev_{col}")
         if key.endswith("Amount"):
-            totals[key] = figure(_money(cur), _money(prev))
+            totals[key] = figure(_money(cur[col]), _money(prev[col]))
         else:
-            totals[key] = figure(int(cur), int(prev))
+            totals[key] = figure(int(cur[col]), int(prev[col]))
     totals["winRate"] = figure(
-        rate(totals_row.cur_won_count, totals_row.cur_won_count + totals_row.cur_lost_count),
-        rate(totals_row.prev_won_count, totals_row.prev_won_count + totals_row.prev_lost_count),
+        rate(cur["won_count"], cur["won_count"] + cur["lost_count"]),
+        rate(prev["won_count"], prev["won_count"] + prev["lost_count"]),
     )
     return _report(
         q,
@@ -323,16 +395,22 @@ async def calls(session: AsyncSession, q: ReportQuery) -> Report:
 async def _conversion(
     session: AsyncSession, q: ReportQuery, dimension: str
 ) -> list[dict[str, Any]]:
-    found = await _select(
-        session,
-        q,
-        ru.DEALS,
-        f"SELECT {dimension} AS key, {_cur('created_count')} AS leads,"
-        f" {_cur('converted_count')} AS won, {_cur('converted_amount')} AS revenue,"
-        f" {_prev('created_count')} AS leads_prev, {_prev('converted_count')} AS won_prev"
-        f" FROM rows WHERE {_where(q, 'owner_id', sales=True)} GROUP BY 1",
+    found = await deal_sums(session, q)
+    groups: dict[Any, tuple[Sums, Sums]] = (
+        dict(found.by_source) if dimension == "source" else dict(found.by_owner)
     )
-    return [dict(r._mapping) for r in found if r.leads or r.leads_prev]
+    out = [
+        {
+            "key": key,
+            "leads": cur["created_count"],
+            "won": cur["converted_count"],
+            "revenue": cur["converted_amount"],
+            "leads_prev": prev["created_count"],
+            "won_prev": prev["converted_count"],
+        }
+        for key, (cur, prev) in groups.items()
+    ]
+    return [r for r in out if r["leads"] or r["leads_prev"]]
 
 
 def _conversion_rows(
@@ -422,15 +500,18 @@ async def conversion_by_manager(session: AsyncSession, q: ReportQuery) -> Report
 
 async def sources(session: AsyncSession, q: ReportQuery) -> Report:
     """Lead sources ranked by deals won in the period, then by revenue."""
-    found = await _select(
-        session,
-        q,
-        ru.DEALS,
-        f"SELECT source, {_cur('created_count')} AS leads, {_cur('won_count')} AS won,"
-        f" {_cur('won_amount')} AS revenue, {_cur('lost_count')} AS lost,"
-        f" {_prev('won_count')} AS won_prev, {_prev('won_amount')} AS revenue_prev"
-        f" FROM rows WHERE {_where(q, 'owner_id', sales=True)} GROUP BY source",
-    )
+    found = [
+        SimpleNamespace(
+            source=source,
+            leads=cur["created_count"],
+            won=cur["won_count"],
+            revenue=cur["won_amount"],
+            lost=cur["lost_count"],
+            won_prev=prev["won_count"],
+            revenue_prev=prev["won_amount"],
+        )
+        for source, (cur, prev) in (await deal_sums(session, q)).by_source.items()
+    ]
     active = [r for r in found if r.leads or r.won or r.lost or r.won_prev]
     ordered = sorted(active, key=lambda r: (-r.won, -r.revenue, r.source))
     by_revenue = sorted(active, key=lambda r: (-r.revenue, -r.won, r.source))
