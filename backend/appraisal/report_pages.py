@@ -30,6 +30,7 @@ from backend.appraisal.report_schemas import Dashboard, Report, Value
 from backend.appraisal.reports import REPORTS
 from backend.lib.clock import Clock
 from backend.lib.errors import InvalidInput, NotFound
+from backend.lib.forms import is_htmx
 from backend.lib.tenancy import Actor
 
 REPORT_PATHS = {
@@ -198,9 +199,9 @@ class ReportPages(Controller):
             "paths": REPORT_PATHS,
             "query": urlencode(params),
         }
-        is_htmx = request.headers.get("hx-request") == "true"
+        partial = is_htmx(request)
         return Template(
-            "reports/_body.html" if is_htmx else "reports/index.html",
+            "reports/_body.html" if partial else "reports/index.html",
             context=context,
             status_code=422 if errors else 200,
         )

@@ -15,6 +15,7 @@ from backend.accounts.models import Role
 from backend.accounts.services import get_user
 from backend.config import Settings
 from backend.customers import services
+from backend.lib.forms import is_htmx
 from backend.lib.pagination import Cursor
 from backend.lib.tenancy import Actor
 
@@ -45,9 +46,9 @@ class CustomerPages(Controller):
         )
         me = await get_user(db_session, actor, actor.user_id)
         context = {"page": page, "q": q or "", "me": me}
-        is_htmx = request.headers.get("hx-request") == "true"
+        partial = is_htmx(request)
         return Template(
-            "customers/_rows.html" if is_htmx else "customers/list.html", context=context
+            "customers/_rows.html" if partial else "customers/list.html", context=context
         )
 
     @get("/customers/{customer_id:uuid}")

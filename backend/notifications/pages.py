@@ -20,6 +20,7 @@ from backend.accounts.models import Role
 from backend.accounts.services import get_user
 from backend.lib.clock import Clock
 from backend.lib.errors import InvalidInput
+from backend.lib.forms import is_htmx
 from backend.lib.pagination import Cursor
 from backend.lib.tenancy import Actor
 from backend.notifications import services, stream
@@ -28,10 +29,6 @@ from backend.notifications.models import OutboxStatus
 PAGE_SIZE = 30
 
 FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
-
-
-def _is_htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 class NotificationPages(Controller):
@@ -60,7 +57,7 @@ class NotificationPages(Controller):
     ) -> Template:
         """The caller's notifications, newest first; an htmx request gets the list only."""
         context = await self._centre(db_session, actor, unread, cursor)
-        if _is_htmx(request):
+        if is_htmx(request):
             return Template("notifications/_list.html", context=context)
         context["me"] = await get_user(db_session, actor, actor.user_id)
         return Template("notifications/centre.html", context=context)
@@ -84,7 +81,7 @@ class NotificationPages(Controller):
                 raise InvalidInput.on("id", "not a notification id") from exc
         await services.mark_read(db_session, actor, ids, clock.now())
         unread = data.get("unread") == "true"
-        if _is_htmx(request):
+        if is_htmx(request):
             context = await self._centre(db_session, actor, unread, None)
             return Template("notifications/_list.html", context=context, status_code=200)
         return Redirect(

@@ -35,6 +35,7 @@ from backend.documents import services as documents
 from backend.documents.models import DocumentTemplate
 from backend.lib.clock import Clock
 from backend.lib.errors import AppError, InvalidInput
+from backend.lib.forms import is_htmx
 from backend.lib.tenancy import Actor, scope
 from backend.lib.visibility import deal_visible
 from backend.sales import config_services, schemas, services
@@ -380,10 +381,6 @@ async def _newest_by_stage(
     return found
 
 
-def _is_htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true"
-
-
 class DealPages(Controller):
     """``/deals`` and ``/deals/{id}`` (managers and admins)."""
 
@@ -402,7 +399,7 @@ class DealPages(Controller):
         actor.require_role(Role.ADMIN, Role.MANAGER)
         me = await get_user(db_session, actor, actor.user_id)
         context = await board_context(db_session, actor, pipeline) | {"me": me}
-        name = "deals/_board.html" if _is_htmx(request) else "deals/board.html"
+        name = "deals/_board.html" if is_htmx(request) else "deals/board.html"
         return Template(name, context=context)
 
     @post("/{deal_id:uuid}/move", status_code=303)
@@ -434,19 +431,19 @@ class DealPages(Controller):
                 pipeline_id = _uuid_or_none(data.pipeline)
                 context = await board_context(db_session, actor, pipeline_id)
                 context |= {"me": me, "card_errors": {deal_id: list(errors.values())}}
-                name = "deals/_board.html" if _is_htmx(request) else "deals/board.html"
+                name = "deals/_board.html" if is_htmx(request) else "deals/board.html"
                 return Template(name, context=context, status_code=exc.status)
             context = await card_context(db_session, actor, deal_id, me, clock.now())
             context |= {"move_errors": errors, "move_values": data}
-            name = "deals/_move.html" if _is_htmx(request) else "deals/card.html"
+            name = "deals/_move.html" if is_htmx(request) else "deals/card.html"
             return Template(name, context=context, status_code=exc.status)
         if from_board:
             target = f"/deals?pipeline={deal.pipeline_id}"
-            if _is_htmx(request):
+            if is_htmx(request):
                 context = await board_context(db_session, actor, deal.pipeline_id)
                 return Template("deals/_board.html", context=context | {"me": me})
             return Redirect(target, status_code=303)
-        if _is_htmx(request):
+        if is_htmx(request):
             return Response(b"", status_code=200, headers={"HX-Redirect": f"/deals/{deal_id}"})
         return Redirect(f"/deals/{deal_id}", status_code=303)
 

@@ -30,6 +30,7 @@ from backend.accounts.services import get_user
 from backend.config import Settings
 from backend.documents import services as documents
 from backend.lib.clock import Clock
+from backend.lib.forms import is_htmx
 from backend.lib.tenancy import Actor
 from backend.sales import schemas as sales_schemas
 from backend.sales import services as sales
@@ -44,11 +45,6 @@ from backend.tracking.policy import POOR_ACCURACY_M, SITE_RADIUS_M
 
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
 Filename = Annotated[str, Parameter(min_length=1, max_length=255)]
-
-
-def is_partial(request: Request[Any, Any, Any]) -> bool:
-    """An htmx (or the page script's) request wants the partial."""
-    return request.headers.get("hx-request") == "true"
 
 
 async def _page(
@@ -76,7 +72,7 @@ async def _page(
     }
     headers = {"Idempotent-Replay": "true"} if outcome and outcome.replay else None
     status = outcome.status if outcome else 200
-    name = "field/_visit.html" if is_partial(request) else "field/visit.html"
+    name = "field/_visit.html" if is_htmx(request) else "field/visit.html"
     return Template(name, context=context, status_code=status, headers=headers)
 
 
@@ -91,7 +87,7 @@ async def _answer(
 ) -> Template | Redirect:
     """The partial for the script, 303 back to the page for a plain form, or the page with the
     reasons when refused."""
-    if outcome.error is None and not is_partial(request):
+    if outcome.error is None and not is_htmx(request):
         return Redirect(f"/visits/{task_id}", status_code=303)
     return await _page(
         request, db_session, actor, task_id, outcome=outcome, form=form, values=values

@@ -17,6 +17,7 @@ from backend.accounts.models import Role, User
 from backend.accounts.services import get_user
 from backend.customers.models import Customer
 from backend.lib.clock import Clock
+from backend.lib.forms import is_htmx
 from backend.lib.pagination import Cursor
 from backend.lib.tenancy import Actor
 from backend.tasks.models import VISIT_KINDS, TaskKind, TaskStatus
@@ -116,9 +117,9 @@ class TaskPages(Controller):
             "statuses": list(TaskStatus),
             "kinds": list(TaskKind),
         }
-        is_htmx = request.headers.get("hx-request") == "true"
+        partial = is_htmx(request)
         return Template(
-            "tasks/_rows.html" if is_htmx else "tasks/list.html",
+            "tasks/_rows.html" if partial else "tasks/list.html",
             context=context,
             status_code=422 if errors else 200,
         )

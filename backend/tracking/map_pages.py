@@ -26,6 +26,7 @@ from backend.accounts.models import Role
 from backend.accounts.services import get_user
 from backend.config import Settings
 from backend.lib.clock import Clock
+from backend.lib.forms import is_htmx
 from backend.lib.tenancy import Actor
 from backend.routing import services as routing
 from backend.tracking import days, live, stream
@@ -69,8 +70,8 @@ class MapPages(Controller):
             "focus": focus,
             "tiles": settings.map_tile_url,
         }
-        is_htmx = request.headers.get("hx-request") == "true"
-        return Template("map/_list.html" if is_htmx else "map/map.html", context=context)
+        partial = is_htmx(request)
+        return Template("map/_list.html" if partial else "map/map.html", context=context)
 
     @get("/stream", media_type="text/event-stream")
     async def map_stream(

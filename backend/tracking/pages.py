@@ -23,6 +23,7 @@ from backend.config import Settings
 from backend.lib import idempotency
 from backend.lib.clock import Clock
 from backend.lib.errors import AppError
+from backend.lib.forms import is_htmx
 from backend.lib.tenancy import Actor
 from backend.routing import services as routing
 from backend.tasks import page_forms
@@ -94,8 +95,8 @@ class TrackingPages(Controller):
                 now,
                 osrm_url=settings.osrm_url,
             )
-        is_htmx = request.headers.get("hx-request") == "true"
-        name = "field/_today.html" if is_htmx else "field/today.html"
+        partial = is_htmx(request)
+        name = "field/_today.html" if partial else "field/today.html"
         return Template(name, context=context, background=background)
 
     @post("/today/shift/start", status_code=303)

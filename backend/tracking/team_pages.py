@@ -25,6 +25,7 @@ from backend.accounts.schemas import TeamOut
 from backend.accounts.services import get_user, list_teams
 from backend.lib.clock import Clock
 from backend.lib.errors import NotFound
+from backend.lib.forms import is_htmx
 from backend.lib.tenancy import Actor
 from backend.routing import services as routing
 from backend.routing.day import DayVisit, load_visits, worker_day
@@ -170,9 +171,9 @@ class TeamPages(Controller):
             "teams": teams,
             "team": team,
         }
-        is_htmx = request.headers.get("hx-request") == "true"
+        partial = is_htmx(request)
         return Template(
-            "tracking/_team_rows.html" if is_htmx else "tracking/team.html", context=context
+            "tracking/_team_rows.html" if partial else "tracking/team.html", context=context
         )
 
 
