@@ -24,7 +24,7 @@ from backend.seed.pipeline import seed_window_pipeline
 from backend.tasks import sla
 from backend.tasks.models import Task
 from push.fake_fcm import FakeFcm
-from tests.conftest import Factory, World
+from tests.conftest import Factory
 from tests.delivery import SmsInbox
 
 PNG = (
@@ -32,10 +32,6 @@ PNG = (
     b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00"
     b"\x00\x00IEND\xaeB`\x82"
 )
-
-
-def installers(world: World) -> tuple[object, ...]:
-    return (world.installer_a, world.installer_b)
 
 
 def _squash(text: str) -> str:
@@ -72,7 +68,13 @@ async def test_window_company_story(
     stages = {k: str(s.id) for k, s in setup.stages.items()}
     # Everyone on staff has the app on a phone.
     devices: dict[str, str] = {}
-    for person in (world.manager_a, world.manager_b, world.measurer_a, *installers(world)):
+    for person in (
+        world.manager_a,
+        world.manager_b,
+        world.measurer_a,
+        world.installer_a,
+        world.installer_b,
+    ):
         token = f"phone-of-{person.id}"
         registered = await client.post(
             "/api/v1/me/devices",

@@ -110,7 +110,7 @@ class LiveServer:
             user_id=user.id,
             organization_id=user.organization_id,
             token_version=user.token_version,
-            now=_utcnow(),
+            now=datetime.now(UTC),
             ttl_s=self.settings.access_token_ttl_s,
             secret_key=self.settings.secret_key,
         )
@@ -122,10 +122,6 @@ class LiveServer:
             headers={"Authorization": f"Bearer {self.token(user)}"},
             timeout=30,
         )
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _free_port() -> int:
