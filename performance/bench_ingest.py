@@ -104,6 +104,7 @@ import httpx
 import msgspec
 from benchkit import (
     ROOT,
+    RawHttpConnection,
     Series,
     Server,
     StatementMeter,
@@ -131,7 +132,7 @@ from backend.config import Settings
 from backend.db.session import make_engine, make_sessionmaker
 from backend.seed.demo import kazan_point, random_district, random_person
 from backend.seed.generate import CustomerFactory, asyncpg_dsn, register_geography_codec
-from backend.tracking import ingest, live, services
+from backend.tracking import copy_rows, ingest, live, services
 from backend.tracking.partitions import day_of, ensure_partitions
 
 if TYPE_CHECKING:
@@ -651,7 +652,7 @@ async def run_copy(url: str, world: World, plan: list[tuple[int, int]]) -> Inser
                 records = copy_records(world, plan[low : low + COPY_CHUNK_BATCHES])
                 started = time.perf_counter()
                 await conn.copy_records_to_table(
-                    "pings", records=records, columns=ingest.PING_COLUMNS
+                    "pings", records=records, columns=copy_rows.COLUMNS
                 )
                 seconds += time.perf_counter() - started
                 bar.update(len(records))
@@ -706,43 +707,56 @@ def warmup_payloads(world: World, count: int) -> list[tuple[uuid.UUID, bytes, in
 
 
 async def post_all(
-    client: httpx.AsyncClient,
+    base: str,
     payloads: list[tuple[uuid.UUID, bytes, int]],
     tokens: dict[uuid.UUID, str],
     clients: int,
     run: ApiRun | None,
     bar: tqdm[Any] | None,
 ) -> None:
-    """Post every payload from ``clients`` concurrent connections; ``run`` collects answers."""
-    queue: asyncio.Queue[tuple[uuid.UUID, bytes, int]] = asyncio.Queue()
-    for payload in payloads:
-        queue.put_nowait(payload)
+    """Post every payload from ``clients`` concurrent keep-alive connections (requests encoded
+    before the timing); ``run`` collects answers."""
+    requests = [
+        (
+            RawHttpConnection.encode_post(
+                base,
+                PINGS_PATH,
+                body,
+                {"Authorization": f"Bearer {tokens[user]}", "Content-Type": "application/json"},
+            ),
+            n,
+        )
+        for user, body, n in payloads
+    ]
+    queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
+    for request in requests:
+        queue.put_nowait(request)
 
     async def drain() -> None:
-        while True:
-            try:
-                user, body, n = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            headers = {
-                "Authorization": f"Bearer {tokens[user]}",
-                "Content-Type": "application/json",
-            }
-            started = time.perf_counter()
-            answer = await client.post(PINGS_PATH, content=body, headers=headers)
-            ms = (time.perf_counter() - started) * 1000
-            if answer.status_code != 200:
-                raise RuntimeError(f"POST {PINGS_PATH}: {answer.status_code} {answer.text[:500]}")
-            if run is not None:
-                data = answer.json()
-                run.latency.ms.append(ms)
-                run.statuses[answer.status_code] += 1
-                run.accepted += int(data["accepted"])
-                run.duplicates += int(data["duplicates"])
-                run.off_shift += int(data["offShift"])
-                run.rejected += len(data["rejected"])
-            if bar is not None:
-                bar.update(n)
+        connection = await RawHttpConnection.open(base)
+        try:
+            while True:
+                try:
+                    request, n = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                status, body = await connection.send(request)
+                ms = (time.perf_counter() - started) * 1000
+                if status != 200:
+                    raise RuntimeError(f"POST {PINGS_PATH}: {status} {body[:500]!r}")
+                if run is not None:
+                    data = msgspec.json.decode(body)
+                    run.latency.ms.append(ms)
+                    run.statuses[status] += 1
+                    run.accepted += int(data["accepted"])
+                    run.duplicates += int(data["duplicates"])
+                    run.off_shift += int(data["offShift"])
+                    run.rejected += len(data["rejected"])
+                if bar is not None:
+                    bar.update(n)
+        finally:
+            await connection.close()
 
     async with asyncio.TaskGroup() as group:
         for _ in range(clients):
@@ -758,41 +772,39 @@ async def run_api(
     clients: int,
 ) -> ApiRun:
     """(b) the batches through uvicorn from ``clients`` connections, after a warm-up."""
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     points = sum(n for _, _, n in payloads)
-    async with httpx.AsyncClient(base_url=server.base, timeout=120.0, limits=limits) as client:
-        await post_all(client, warmup_payloads(world, 4 * clients), tokens, clients, None, None)
-        conn = await asyncpg.connect(asyncpg_dsn(url))
-        try:
-            checkpoint = await empty_pings(conn)
-            run = ApiRun(
-                f"(b) POST {PINGS_PATH}, {BATCH}-point batches",
-                points,
-                0.0,
-                0,
-                checkpoint,
-                clients=clients,
-            )
-            meter = CpuMeter(server.proc.pid)
-            stop = asyncio.Event()
-            sampler = asyncio.create_task(sample_waits(url, stop, run.waits, meter))
-            offset = server.log_offset()
-            sessions = int(await conn.fetchval(SESSIONS_SQL))
-            await meter.start(conn)
-            with tqdm(total=points, desc=f"(b) API, {clients} connections", unit="pt",
-                      unit_scale=True, file=sys.stderr) as bar:  # fmt: skip
-                started = time.perf_counter()
-                await post_all(client, payloads, tokens, clients, run, bar)
-                run.seconds = time.perf_counter() - started
-            run.cpu = await meter.stop(conn)
-            run.sessions_opened = int(await conn.fetchval(SESSIONS_SQL)) - sessions
-            run.app_connections = int(await conn.fetchval(APP_CONNECTIONS_SQL))
-            stop.set()
-            await sampler
-            run.server_ms = server.durations(PINGS_PATH, offset)
-            run.rows = int(await conn.fetchval("SELECT count(*) FROM pings"))
-        finally:
-            await conn.close()
+    await post_all(server.base, warmup_payloads(world, 4 * clients), tokens, clients, None, None)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        checkpoint = await empty_pings(conn)
+        run = ApiRun(
+            f"(b) POST {PINGS_PATH}, {BATCH}-point batches",
+            points,
+            0.0,
+            0,
+            checkpoint,
+            clients=clients,
+        )
+        meter = CpuMeter(server.proc.pid)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_waits(url, stop, run.waits, meter))
+        offset = server.log_offset()
+        sessions = int(await conn.fetchval(SESSIONS_SQL))
+        await meter.start(conn)
+        with tqdm(total=points, desc=f"(b) API, {clients} connections", unit="pt",
+                  unit_scale=True, file=sys.stderr) as bar:  # fmt: skip
+            started = time.perf_counter()
+            await post_all(server.base, payloads, tokens, clients, run, bar)
+            run.seconds = time.perf_counter() - started
+        run.cpu = await meter.stop(conn)
+        run.sessions_opened = int(await conn.fetchval(SESSIONS_SQL)) - sessions
+        run.app_connections = int(await conn.fetchval(APP_CONNECTIONS_SQL))
+        stop.set()
+        await sampler
+        run.server_ms = server.durations(PINGS_PATH, offset)
+        run.rows = int(await conn.fetchval("SELECT count(*) FROM pings"))
+    finally:
+        await conn.close()
     return run
 
 

@@ -6,7 +6,7 @@
 ``--scale 1``, 200,000 deals over the last year (with their stage history, ~30 % won, ~25 %
 lost), 400,000 calls, 500,000 tasks (mostly done, some late, some still open) and 10 million
 GPS pings over the last 60 days during the workers' shifts (in the day partitions of
-``pings``, columns ``backend.tracking.ingest.PING_COLUMNS``) with their daily summaries.
+``pings``, columns ``backend.tracking.copy_rows.COLUMNS``) with their daily summaries.
 ``--scale`` multiplies the row counts (not the staff).
 
 Rows go in with asyncpg's ``copy_records_to_table`` in chunks with a progress bar, in one
@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from backend.accounts.security import hash_password
 from backend.seed.generate import asyncpg_dsn
-from backend.tracking.ingest import PING_COLUMNS
+from backend.tracking.copy_rows import COLUMNS as PING_COLUMNS
 from backend.tracking.partitions import partition_name
 
 if TYPE_CHECKING:

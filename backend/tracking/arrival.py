@@ -6,7 +6,7 @@ one of the worker's open visits planned around now, the worker is told "you have
 in?"; when the fix is clearly away from the site of a visit in progress, "you left the site
 without checking out". Each hint is sent once per task (notification dedupe keys), and mocked or
 poor fixes give none. The candidates come from one indexed query, which ingest runs inside its
-store statement (``CANDIDATES_SQL``, with ``parameters``); ``send`` decides on them.
+store statement (``CANDIDATES_SQL``, with ``window``); ``send`` decides on them.
 """
 
 from __future__ import annotations
@@ -28,17 +28,18 @@ PLANNED_AROUND = timedelta(hours=12)
 # Beyond the fence plus this margin the worker has clearly left.
 DEPARTURE_MARGIN_M = 150.0
 
-# The visits near the newest fix (named parameters: org, user, lat, lon, since, until, reach).
+# The visits near the newest fix of a batch ``b`` (columns org_id, user_id, lat, lon, since,
+# until, reach — see ``window``), for a LATERAL join over the batches of a store.
 CANDIDATES_SQL = """
 SELECT t.id, t.title, t.status::text AS status,
-       ST_Distance(si.location, ST_MakePoint(:lon, :lat)::geography) AS distance_m
+       ST_Distance(si.location, ST_MakePoint(b.lon, b.lat)::geography) AS distance_m
 FROM tasks t JOIN sites si ON si.id = t.site_id
-WHERE t.organization_id = :org AND t.assignee_id = :user
+WHERE t.organization_id = b.org_id AND t.assignee_id = b.user_id
   AND t.kind IN ('measurement', 'installation', 'visit')
   AND (t.status = 'in_progress'
        OR (t.status = 'open'
-           AND coalesce(t.window_start, t.due_at) BETWEEN :since AND :until
-           AND ST_DWithin(si.location, ST_MakePoint(:lon, :lat)::geography, :reach)))
+           AND coalesce(t.window_start, t.due_at) BETWEEN b.since AND b.until
+           AND ST_DWithin(si.location, ST_MakePoint(b.lon, b.lat)::geography, b.reach)))
 ORDER BY distance_m
 LIMIT 20
 """
@@ -61,17 +62,10 @@ def wanted(newest: Point) -> bool:
     )
 
 
-def parameters(newest: Point, now: datetime) -> dict[str, object]:
-    """The parameters of ``CANDIDATES_SQL`` besides org and user (any fix: the statement is
-    skipped when ``wanted`` is false)."""
+def window(newest: Point, now: datetime) -> tuple[datetime, datetime, float]:
+    """``since``, ``until`` and ``reach`` of ``CANDIDATES_SQL`` for a batch's newest fix."""
     allowance = min(newest.accuracy_m or 0.0, SITE_RADIUS_M)
-    return {
-        "lat": newest.lat,
-        "lon": newest.lon,
-        "since": now - PLANNED_AROUND,
-        "until": now + PLANNED_AROUND,
-        "reach": SITE_RADIUS_M + allowance,
-    }
+    return now - PLANNED_AROUND, now + PLANNED_AROUND, SITE_RADIUS_M + allowance
 
 
 async def send(

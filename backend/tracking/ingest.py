@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -26,7 +26,7 @@ import msgspec
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from backend.tracking import arrival
+from backend.tracking import arrival, copy_rows
 from backend.tracking.models import Shift, ShiftSchedule
 from backend.tracking.partitions import days_between, ensure_partitions, partition_name
 from backend.tracking.points import Point, Rejected
@@ -109,30 +109,51 @@ async def in_shift_mask(
     return [a or b for a, b in zip(inside, scheduled, strict=True)]
 
 
-# Before the points are written, one statement checks that they may be (one shift covers the
-# batch, unless the caller filtered by shift already, and the day partitions exist: ``ready``),
-# makes the newest the user's latest position unless a newer one is there, announces it to the
-# live stream and returns the worker's visits near it for the arrival hints. When not ready it
-# does nothing, and the caller takes the long way and runs it again.
+@dataclass(slots=True)
+class Batch:
+    """One caller's points on their way to storage (through ``policy_filter`` already)."""
+
+    organization_id: uuid.UUID
+    user_id: uuid.UUID
+    time_zone: str
+    device_id: uuid.UUID | None
+    points: list[Point]
+    now: datetime
+
+
+# Before the points of batches are written, one statement keeps the batches whose points may
+# be written (one shift covers the batch, unless the caller filtered by shift already, and the
+# day partitions exist), makes the newest fix of those the user's latest position unless a newer
+# one is there, announces each to the live stream and returns the worker's visits near it for
+# the arrival hints. A batch it does not return takes the long way (``store_many``).
 _READY = text(f"""
-WITH ready AS MATERIALIZED (
-    SELECT (NOT CAST(:check_shift AS boolean) OR EXISTS (
+WITH batch AS (
+    SELECT * FROM unnest(
+        CAST(:n AS int[]), CAST(:orgs AS uuid[]), CAST(:users AS uuid[]),
+        CAST(:firsts AS timestamptz[]), CAST(:lasts AS timestamptz[]),
+        CAST(:lats AS float8[]), CAST(:lons AS float8[]), CAST(:accuracies AS float4[]),
+        CAST(:speeds AS float4[]), CAST(:headings AS float4[]), CAST(:batteries AS float4[]),
+        CAST(:mocked AS boolean[]), CAST(:activities AS text[]), CAST(:channels AS text[]),
+        CAST(:payloads AS text[]), CAST(:hints AS boolean[]), CAST(:sinces AS timestamptz[]),
+        CAST(:untils AS timestamptz[]), CAST(:reaches AS float8[])
+    ) AS b(n, org_id, user_id, first, last, lat, lon, accuracy, speed, heading, battery, mocked,
+           activity, channel, payload, hints, since, until, reach)
+), ready AS MATERIALIZED (
+    SELECT b.* FROM batch b
+    WHERE NOT EXISTS (SELECT 1 FROM unnest(CAST(:partitions AS text[])) AS p(name)
+                      WHERE to_regclass(p.name) IS NULL)
+      AND (NOT CAST(:check_shift AS boolean) OR EXISTS (
                 SELECT 1 FROM shifts s
-                WHERE s.user_id = CAST(:user AS uuid)
-                  AND s.started_at <= CAST(:first AS timestamptz)
-                  AND (s.ended_at IS NULL OR s.ended_at >= CAST(:last AS timestamptz))))
-       AND NOT EXISTS (SELECT 1 FROM unnest(CAST(:partitions AS text[])) AS n
-                       WHERE to_regclass(n) IS NULL) AS ok
+                WHERE s.user_id = b.user_id AND s.started_at <= b.first
+                  AND (s.ended_at IS NULL OR s.ended_at >= b.last)))
 ), latest AS (
     INSERT INTO latest_positions AS lp (user_id, organization_id, recorded_at, lat, lon, location,
                                         accuracy_m, speed_mps, heading_deg, battery_pct, mocked,
                                         activity)
-    SELECT CAST(:user AS uuid), CAST(:org AS uuid), CAST(:last AS timestamptz),
-           CAST(:lat AS float8), CAST(:lon AS float8),
-           ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)::geography,
-           CAST(:accuracy AS float4), CAST(:speed AS float4), CAST(:heading AS float4),
-           CAST(:battery AS float4), CAST(:mocked AS boolean), CAST(:activity AS text)
-    FROM ready WHERE ready.ok
+    SELECT DISTINCT ON (user_id) user_id, org_id, last, lat, lon,
+           ST_SetSRID(ST_MakePoint(lon, lat), 4326)::geography, accuracy, speed, heading,
+           battery, mocked, activity
+    FROM ready ORDER BY user_id, last DESC
     ON CONFLICT (user_id) DO UPDATE SET
         organization_id = excluded.organization_id, recorded_at = excluded.recorded_at,
         lat = excluded.lat, lon = excluded.lon, location = excluded.location,
@@ -140,17 +161,17 @@ WITH ready AS MATERIALIZED (
         heading_deg = excluded.heading_deg, battery_pct = excluded.battery_pct,
         mocked = excluded.mocked, activity = excluded.activity
     WHERE lp.recorded_at < excluded.recorded_at
-), near AS (
-    SELECT * FROM ({arrival.CANDIDATES_SQL}) c
-    WHERE (SELECT ok FROM ready) AND CAST(:hints AS boolean)
 )
-SELECT ready.ok,
-       CASE WHEN ready.ok THEN pg_notify(:channel, :payload) END AS announced,
-       (SELECT array_agg(near.id ORDER BY near.distance_m) FROM near) AS near_ids,
-       (SELECT array_agg(near.title ORDER BY near.distance_m) FROM near) AS near_titles,
-       (SELECT array_agg(near.status ORDER BY near.distance_m) FROM near) AS near_statuses,
-       (SELECT array_agg(near.distance_m ORDER BY near.distance_m) FROM near) AS near_m
-FROM ready
+SELECT b.n, pg_notify(b.channel, b.payload) AS announced,
+       near.ids, near.titles, near.statuses, near.distances
+FROM ready b LEFT JOIN LATERAL (
+    SELECT array_agg(c.id ORDER BY c.distance_m) AS ids,
+           array_agg(c.title ORDER BY c.distance_m) AS titles,
+           array_agg(c.status ORDER BY c.distance_m) AS statuses,
+           array_agg(c.distance_m ORDER BY c.distance_m) AS distances
+    FROM ({arrival.CANDIDATES_SQL}) c
+    WHERE b.hints
+) near ON true
 """)
 
 # The points of a batch in one JSON text (PostgreSQL parses it in C), into their day partitions;
@@ -171,123 +192,153 @@ WITH ins AS (
 )
 SELECT count(*) FROM ins
 """)
-# The columns of a stored ping, in the order of COPY's records.
-PING_COLUMNS = (
-    "organization_id",
-    "user_id",
-    "device_id",
-    "recorded_at",
-    "received_at",
-    "lat",
-    "lon",
-    "accuracy_m",
-    "speed_mps",
-    "heading_deg",
-    "altitude_m",
-    "battery_pct",
-    "mocked",
-    "activity",
-)
 _SAVEPOINT = "fieldcrm_pings"
 _POINTS_JSON = msgspec.json.Encoder()
 
 
-@dataclass(frozen=True, slots=True)
-class _Ready:
-    """Whether the points may be written (else nothing was done), and the visits near."""
-
-    ok: bool
-    near: list[arrival.Candidate]
-
-
-async def _prepare(
-    session: AsyncSession,
-    *,
-    organization_id: uuid.UUID,
-    user_id: uuid.UUID,
-    first: datetime,
-    newest: Point,
-    now: datetime,
-    check_shift: bool,
-) -> _Ready:
-    """Run ``_READY`` for a batch from ``first`` to ``newest``."""
-    last = newest.recorded_at
-    row = (
-        await session.execute(
-            _READY,
-            {
-                **arrival.parameters(newest, now),
-                "org": str(organization_id),
-                "user": str(user_id),
-                "check_shift": check_shift,
-                "first": first,
-                "last": last,
-                "partitions": [partition_name(d) for d in days_between(first, last)],
-                "lat": newest.lat,
-                "lon": newest.lon,
-                "accuracy": newest.accuracy_m,
-                "speed": newest.speed_mps,
-                "heading": newest.heading_deg,
-                "battery": newest.battery_pct,
-                "mocked": newest.mocked,
-                "activity": newest.activity,
-                "channel": channel_of(organization_id),
-                "payload": position_payload(user_id, newest),
-                "hints": arrival.wanted(newest),
-            },
-        )
-    ).one()
-    near = [
-        arrival.Candidate(*values)
-        for values in zip(
-            row.near_ids or [],
-            row.near_titles or [],
-            row.near_statuses or [],
-            row.near_m or [],
-            strict=True,
-        )
-    ]
-    return _Ready(bool(row.ok), near)
+def _days(batches: list[Batch]) -> list[date]:
+    """The days (partitions) the batches' points fall on."""
+    days: set[date] = set()
+    for b in batches:
+        times = [p.recorded_at for p in b.points]
+        days.update(days_between(min(times), max(times)))
+    return sorted(days)
 
 
-async def _write(
-    session: AsyncSession,
-    *,
-    organization_id: uuid.UUID,
-    user_id: uuid.UUID,
-    device_id: uuid.UUID | None,
-    work: list[Point],
-    now: datetime,
-) -> int:
-    """Insert the points; returns how many were new. A binary COPY in a savepoint costs
-    PostgreSQL a fraction of an INSERT; when a point was stored before (a resend), the savepoint
-    is rolled back and ``_INSERT`` skips the points stored before."""
+async def _ready(
+    session: AsyncSession, batches: list[Batch], *, check_shift: bool
+) -> dict[int, list[arrival.Candidate]]:
+    """Run ``_READY``: the indexes of the batches that may be written, with their visits near
+    the newest fix (nearest first)."""
+    newest = [max(b.points, key=lambda p: p.recorded_at) for b in batches]
+    firsts = [min(p.recorded_at for p in b.points) for b in batches]
+    windows = [arrival.window(p, b.now) for p, b in zip(newest, batches, strict=True)]
+    rows = await session.execute(
+        _READY,
+        {
+            "n": list(range(len(batches))),
+            "orgs": [b.organization_id for b in batches],
+            "users": [b.user_id for b in batches],
+            "firsts": firsts,
+            "lasts": [p.recorded_at for p in newest],
+            "lats": [p.lat for p in newest],
+            "lons": [p.lon for p in newest],
+            "accuracies": [p.accuracy_m for p in newest],
+            "speeds": [p.speed_mps for p in newest],
+            "headings": [p.heading_deg for p in newest],
+            "batteries": [p.battery_pct for p in newest],
+            "mocked": [p.mocked for p in newest],
+            "activities": [p.activity for p in newest],
+            "channels": [channel_of(b.organization_id) for b in batches],
+            "payloads": [
+                position_payload(b.user_id, p) for b, p in zip(batches, newest, strict=True)
+            ],
+            "hints": [arrival.wanted(p) for p in newest],
+            "sinces": [w[0] for w in windows],
+            "untils": [w[1] for w in windows],
+            "reaches": [w[2] for w in windows],
+            "partitions": [partition_name(d) for d in _days(batches)],
+            "check_shift": check_shift,
+        },
+    )
+    return {
+        row.n: [
+            arrival.Candidate(*values)
+            for values in zip(
+                row.ids or [],
+                row.titles or [],
+                row.statuses or [],
+                row.distances or [],
+                strict=True,
+            )
+        ]
+        for row in rows
+    }
+
+
+async def _copy_in(connection: Any, data: bytes) -> None:
+    async def chunks() -> Any:
+        yield data
+
+    await connection.copy_to_table(
+        "pings", source=chunks(), columns=copy_rows.COLUMNS, format="binary"
+    )
+
+
+async def _write(session: AsyncSession, batches: list[Batch]) -> list[int]:
+    """Insert the batches' points; returns how many of each were new. One binary COPY in a
+    savepoint costs PostgreSQL a fraction of an INSERT; when a point was stored before (a
+    resend), the savepoint is rolled back and ``_INSERT`` skips, batch by batch, the points
+    stored before."""
     raw = await (await session.connection()).get_raw_connection()
     connection: Any = raw.driver_connection  # asyncpg's, inside the session's transaction
-    records = [
-        (organization_id, user_id, device_id, p.recorded_at, now, p.lat, p.lon, p.accuracy_m,
-         p.speed_mps, p.heading_deg, p.altitude_m, p.battery_pct, p.mocked, p.activity)
-        for p in work
-    ]  # fmt: skip
+    data = copy_rows.encode(
+        (copy_rows.batch_prefix(b.organization_id, b.user_id, b.device_id, b.now), b.points)
+        for b in batches
+    )
     await connection.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
-        await connection.copy_records_to_table("pings", records=records, columns=PING_COLUMNS)
+        await _copy_in(connection, data)
     except asyncpg.UniqueViolationError:
         await connection.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
         await connection.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-        stored = await session.scalar(
-            _INSERT,
-            {
-                "org": str(organization_id),
-                "user": str(user_id),
-                "device": str(device_id) if device_id else None,
-                "now": now,
-                "points": _POINTS_JSON.encode(work).decode(),
-            },
-        )
-        return int(stored or 0)
+        stored = []
+        for b in batches:
+            count = await session.scalar(
+                _INSERT,
+                {
+                    "org": str(b.organization_id),
+                    "user": str(b.user_id),
+                    "device": str(b.device_id) if b.device_id else None,
+                    "now": b.now,
+                    "points": _POINTS_JSON.encode(b.points).decode(),
+                },
+            )
+            stored.append(int(count or 0))
+        return stored
     await connection.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-    return len(work)
+    return [len(b.points) for b in batches]
+
+
+async def store_many(session: AsyncSession, batches: list[Batch]) -> list[StoreResult]:
+    """Store the points of several batches (of one or several users) in the session's
+    transaction, with a few statements for all of them; one ``StoreResult`` per batch (its
+    ``rejected`` stays empty: ``policy_filter`` ran before)."""
+    results = [StoreResult() for _ in batches]
+    work = [i for i, b in enumerate(batches) if b.points]
+    # The usual batch: one shift covers it and its day partitions exist.
+    near = await _ready(session, [batches[i] for i in work], check_shift=True)
+    ready = {work[k]: rows for k, rows in near.items()}
+    slow = [i for i in work if i not in ready]
+    for i in slow:  # the long way: point by point against shifts and schedules
+        b = batches[i]
+        inside = await in_shift_mask(
+            session, b.user_id, b.time_zone, [p.recorded_at for p in b.points]
+        )
+        kept = [p for p, ok in zip(b.points, inside, strict=True) if ok]
+        results[i].off_shift = len(b.points) - len(kept)
+        b.points = kept
+    slow = [i for i in slow if batches[i].points]
+    if slow:
+        await ensure_partitions(session, _days([batches[i] for i in slow]))
+        near = await _ready(session, [batches[i] for i in slow], check_shift=False)
+        ready.update({slow[k]: rows for k, rows in near.items()})
+    order = sorted(ready)
+    stored = await _write(session, [batches[i] for i in order])
+    for i, count in zip(order, stored, strict=True):
+        results[i].stored = count
+        results[i].duplicates = len(batches[i].points) - count
+    for i in order:
+        b = batches[i]
+        await arrival.send(
+            session,
+            organization_id=b.organization_id,
+            user_id=b.user_id,
+            newest=max(b.points, key=lambda p: p.recorded_at),
+            rows=ready[i],
+            now=b.now,
+        )
+    return results
 
 
 async def store(
@@ -302,53 +353,11 @@ async def store(
 ) -> StoreResult:
     """Store what may be stored of indexed points (see the module docstring)."""
     kept, refused = policy_filter(points, now)
-    result = StoreResult(rejected=refused)
     if not kept:
-        return result
-
-    async def prepare(work: list[Point], check_shift: bool) -> tuple[_Ready, Point]:
-        newest = max(work, key=lambda p: p.recorded_at)
-        first = min(p.recorded_at for p in work)
-        ready = await _prepare(
-            session,
-            organization_id=organization_id,
-            user_id=user_id,
-            first=first,
-            newest=newest,
-            now=now,
-            check_shift=check_shift,
-        )
-        return ready, newest
-
-    # The usual batch: one shift covers it and its day partitions exist.
-    work = [p for _, p in kept]
-    ready, newest = await prepare(work, check_shift=True)
-    if not ready.ok:  # the long way: point by point against shifts and schedules
-        inside = await in_shift_mask(session, user_id, time_zone, [p.recorded_at for p in work])
-        work = [p for p, ok in zip(work, inside, strict=True) if ok]
-        result.off_shift = len(kept) - len(work)
-        if not work:
-            return result
-        days = days_between(min(p.recorded_at for p in work), max(p.recorded_at for p in work))
-        await ensure_partitions(session, days)
-        ready, newest = await prepare(work, check_shift=False)
-    result.stored = await _write(
-        session,
-        organization_id=organization_id,
-        user_id=user_id,
-        device_id=device_id,
-        work=work,
-        now=now,
-    )
-    result.duplicates = len(work) - result.stored
-    await arrival.send(
-        session,
-        organization_id=organization_id,
-        user_id=user_id,
-        newest=newest,
-        rows=ready.near,
-        now=now,
-    )
+        return StoreResult(rejected=refused)
+    batch = Batch(organization_id, user_id, time_zone, device_id, [p for _, p in kept], now)
+    (result,) = await store_many(session, [batch])
+    result.rejected = refused
     return result
 
 
