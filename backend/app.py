@@ -23,6 +23,7 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.accounts import controllers as accounts_api
+from backend.accounts.actor_loader import ActorLoader
 from backend.accounts.admin_pages import AdminUserPages
 from backend.accounts.auth import (
     authenticate,
@@ -62,6 +63,7 @@ from backend.tasks import controllers as tasks_api
 from backend.tasks.pages import VisitPages
 from backend.tasks.task_pages import TaskPages
 from backend.tracking import controllers as tracking_api
+from backend.tracking.group_commit import PingWriter
 from backend.tracking.map_pages import MapPages
 from backend.tracking.osmand_endpoint import osmand
 from backend.tracking.pages import TrackingPages
@@ -109,11 +111,14 @@ def create_app(
         engine = make_engine(settings)
         sessionmaker = make_sessionmaker(engine)
 
+    ping_writer = PingWriter(sessionmaker)
+
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            await ping_writer.drain()
             if engine is not None:
                 await engine.dispose()
 
@@ -210,6 +215,8 @@ def create_app(
                 "settings": settings,
                 "clock": clock or SystemClock(),
                 "sessionmaker": sessionmaker,
+                "actor_loader": ActorLoader(sessionmaker),
+                "ping_writer": ping_writer,
                 "geocoder": geocoder,
                 "storage": FileStorage(Path(settings.files_dir)),
             }

@@ -88,7 +88,6 @@ import pstats
 import random
 import re
 import secrets
-import statistics
 import sys
 import time
 import uuid
@@ -125,14 +124,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from tqdm import tqdm
 
-from backend.accounts.security import hash_password
-from backend.accounts.services import actor_from_access_token, load_actor
+from backend.accounts.actor_loader import ActorLoader
+from backend.accounts.security import hash_password, verify_access_token
+from backend.accounts.services import load_actor
 from backend.app import create_app
 from backend.config import Settings
 from backend.db.session import make_engine, make_sessionmaker
 from backend.seed.demo import kazan_point, random_district, random_person
 from backend.seed.generate import CustomerFactory, asyncpg_dsn, register_geography_codec
 from backend.tracking import copy_rows, ingest, live, services
+from backend.tracking.group_commit import PingWriter
 from backend.tracking.partitions import day_of, ensure_partitions
 
 if TYPE_CHECKING:
@@ -577,7 +578,7 @@ async def sample_waits(url: str, stop: asyncio.Event, out: Counter[str], cpu: Cp
 
 
 STATEMENT_KINDS = (
-    ("WITH ready AS MATERIALIZED", STORE_SQL_KIND),
+    ("WITH batch AS (", STORE_SQL_KIND),
     ("JOIN organizations", "auth: load the user (guard)"),
     ("FROM teams t JOIN team_members", "live: team members"),
     ("WITH fp AS MATERIALIZED", TEAM_SQL_KIND),
@@ -832,15 +833,13 @@ class Breakdown:
     batches: int
     parse: Step  # services.parse_batch: the JSON body to Points
     policy: Step  # ingest.policy_filter on the parsed points
-    auth: Step  # the app's guard: actor_from_access_token in a session of its own
-    ingest: Step  # services.ingest_batch (parse + store, all SQL)
-    commit: Step
+    auth: Step  # the app's guard: verify the token, load the user (ActorLoader, alone)
+    ingest: Step  # services.submit_pings: parse + store through the PingWriter, incl. COMMIT
     asgi: Step  # the whole request through the in-process ASGI app (no uvicorn), client incl.
     sql_ms: dict[str, float] = field(default_factory=dict)  # mean per batch
     sql_count: dict[str, float] = field(default_factory=dict)
-    ingest_sql_ms: float = 0.0  # mean per batch: the statements ingest_batch sent
+    ingest_sql_ms: float = 0.0  # mean per batch: the statements submit_pings sent
     profile: str = ""
-    store_plan: dict[str, float] = field(default_factory=dict)  # EXPLAIN ANALYZE, ms
 
     @classmethod
     def empty(cls, batches: int) -> Breakdown:
@@ -849,8 +848,7 @@ class Breakdown:
             parse=Step.named("parse_batch"),
             policy=Step.named("policy_filter"),
             auth=Step.named("auth"),
-            ingest=Step.named("ingest_batch"),
-            commit=Step.named("commit"),
+            ingest=Step.named("submit_pings"),
             asgi=Step.named("ASGI request"),
         )
 
@@ -883,55 +881,6 @@ def _profile_text(profiler: cProfile.Profile, batches: int, top: int = 25) -> st
     return "\n".join(lines)
 
 
-_ACTUAL = re.compile(r"actual time=[\d.]+\.\.([\d.]+) rows=\d+ loops=(\d+)")
-_PLAN_NODES = {
-    "json_to_recordset": "  node: json_to_recordset (parse)",
-    "Insert on pings": "  node: Insert on pings (incl. the parse)",
-    "Insert on latest_positions": "  node: Insert on latest_positions",
-}
-
-
-async def explain_store(
-    sessionmaker: async_sessionmaker[AsyncSession], meter: StatementMeter, world: World
-) -> dict[str, float]:
-    """The store statement as ingest sent it, run again under EXPLAIN ANALYZE with the points
-    of 5 fresh batches (rolled back): its time inside PostgreSQL and that of its main nodes
-    (medians, ms). Empty when the statement or its JSON parameter was not recognised."""
-    statement, parameters = meter.last.get(STORE_SQL_KIND, ("", None))
-    if not statement or not isinstance(parameters, tuple | list):
-        return {}
-    slot = next(
-        (i for i, v in enumerate(parameters) if isinstance(v, str) and v.startswith("[{")), None
-    )
-    if slot is None:
-        return {}
-    found: dict[str, list[float]] = {}
-    async with sessionmaker() as session:
-        raw = (await (await session.connection()).get_raw_connection()).driver_connection
-        if raw is None:
-            return {}
-        for _, body in breakdown_batches(world, 5, 4):
-            points = msgspec.json.encode(msgspec.json.decode(body)["points"]).decode()
-            args = [points if i == slot else v for i, v in enumerate(parameters)]
-            transaction = raw.transaction()
-            await transaction.start()
-            try:
-                rows = await raw.fetch(f"EXPLAIN (ANALYZE) {statement}", *args)
-            finally:
-                await transaction.rollback()  # EXPLAIN ANALYZE ran the INSERTs: keep none
-            plan = "\n".join(r[0] for r in rows)
-            total = re.search(r"Execution Time: ([\d.]+) ms", plan)
-            if total:
-                found.setdefault("execution", []).append(float(total.group(1)))
-            for line in plan.splitlines():
-                for needle in _PLAN_NODES:
-                    actual = _ACTUAL.search(line)
-                    if needle in line and actual:
-                        ms = float(actual.group(1)) * int(actual.group(2))
-                        found.setdefault(needle, []).append(ms)
-    return {k: statistics.median(v) for k, v in found.items()}
-
-
 async def run_breakdown(settings: Settings, world: World, batches: int, profile: bool) -> Breakdown:
     """Batches through ``services.ingest_batch`` with each SQL statement timed, sequentially;
     then as many through the in-process ASGI app (guard, DI, transaction, JSON answer). The
@@ -945,6 +894,7 @@ async def run_breakdown(settings: Settings, world: World, batches: int, profile:
     sql_count: Counter[str] = Counter()
     total = batches + BREAKDOWN_WARMUP
     tokens = tokens_for(world.workers, world.org_id, settings.secret_key)
+    writer = PingWriter(sessionmaker)
     ingest_sql = 0.0
     try:
         for k, (user, body) in enumerate(progress(breakdown_batches(world, total, 1), "ingest")):
@@ -958,40 +908,30 @@ async def run_breakdown(settings: Settings, world: World, batches: int, profile:
             ingest.policy_filter(points, datetime.now(UTC))
             out.policy.add(wall, cpu)
             meter.take()
-            # The app's guard authenticates the caller in a session of its own.
+            # The app's guard: the token, then the user (one query: no other request waits).
             wall, cpu = time.perf_counter(), time.process_time()
-            async with sessionmaker() as session:
-                actor = await actor_from_access_token(
-                    session, tokens[user], settings, datetime.now(UTC)
-                )
+            claims = verify_access_token(
+                tokens[user], secret_key=settings.secret_key, now=datetime.now(UTC)
+            )
+            actor = await ActorLoader(sessionmaker).load(claims)
             out.auth.add(wall, cpu)
-            async with sessionmaker() as session:
-                await session.begin()
-                await meter.watch(session)  # the COPY goes past SQLAlchemy
-                await asyncio.sleep(0)  # the query logger reports with call_soon
-                before = meter.take()
-                wall, cpu = time.perf_counter(), time.process_time()
-                answer = await services.ingest_batch(session, actor, body, datetime.now(UTC))
-                out.ingest.add(wall, cpu)
-                await asyncio.sleep(0)
-                during = meter.take()
-                wall, cpu = time.perf_counter(), time.process_time()
-                await session.commit()
-                out.commit.add(wall, cpu)
+            meter.take()
+            wall, cpu = time.perf_counter(), time.process_time()
+            outcome = await services.submit_pings(writer, actor, body, datetime.now(UTC), None)
+            out.ingest.add(wall, cpu)
+            answer = outcome.body
             await asyncio.sleep(0)  # the query logger reports with call_soon
-            after = meter.take()
-            if answer.accepted != BATCH:
-                raise RuntimeError(f"breakdown batch: {msgspec.to_builtins(answer)}")
+            during = meter.take()
+            if answer["accepted"] != BATCH:
+                raise RuntimeError(f"breakdown batch: {answer}")
             if keep:
                 ingest_sql += sum(during[0].values())
-                for ms, count in (before, during, after):
-                    for kind, value in ms.items():
-                        sql_ms[kind] = sql_ms.get(kind, 0.0) + value
-                    sql_count.update(count)
+                for kind, value in during[0].items():
+                    sql_ms[kind] = sql_ms.get(kind, 0.0) + value
+                sql_count.update(during[1])
         result.ingest_sql_ms = ingest_sql / batches
         result.sql_ms = {k: v / batches for k, v in sorted(sql_ms.items(), key=lambda kv: -kv[1])}
         result.sql_count = {k: sql_count[k] / batches for k in result.sql_ms}
-        result.store_plan = await explain_store(sessionmaker, meter, world)
     finally:
         await engine.dispose()
 
@@ -1481,8 +1421,8 @@ def report(
         lines.append(f"      {n / samples:5.2f}  {kind}")
     b = breakdown
     store_python = b.ingest.wall.mean - b.parse.wall.mean - b.ingest_sql_ms
-    service = b.auth.wall.mean + b.ingest.wall.mean + b.commit.wall.mean
-    service_cpu = b.auth.cpu.mean + b.ingest.cpu.mean + b.commit.cpu.mean
+    service = b.auth.wall.mean + b.ingest.wall.mean
+    service_cpu = b.auth.cpu.mean + b.ingest.cpu.mean
 
     def step(label: str, s: Step, note: str = "") -> str:
         return f"    {label:<48} {s.wall.mean:7.2f} {s.cpu.mean:7.2f}{note}"
@@ -1490,25 +1430,16 @@ def report(
     lines += [
         f"  One {BATCH}-point batch in-process, sequential, mean of {b.batches}: wall ms,"
         " CPU ms of this process",
-        step("auth guard: actor_from_access_token, own session", b.auth),
+        step("auth guard: token + ActorLoader (alone: 1 query)", b.auth),
         step("parse_batch: the JSON body to Points", b.parse),
         step("policy_filter (inside store)", b.policy),
-        step("ingest_batch: parse + store() incl. its SQL", b.ingest),
+        step("submit_pings: parse + PingWriter incl. COMMIT", b.ingest),
     ]
     for kind, ms in b.sql_ms.items():
         lines.append(f"      SQL {kind:<44} {ms:7.2f}          x{b.sql_count[kind]:.1f}")
-        if kind == STORE_SQL_KIND and "execution" in b.store_plan:
-            lines.append(
-                f"      {'  inside PostgreSQL (EXPLAIN ANALYZE, median of 5)':<48}"
-                f" {b.store_plan['execution']:7.2f}"
-            )
-            for needle, label in _PLAN_NODES.items():
-                if needle in b.store_plan:
-                    lines.append(f"      {'  ' + label:<48} {b.store_plan[needle]:7.2f}")
     lines += [
         f"      {'store() outside those (excl. parse, incl. COPY)':<46} {store_python:7.2f}",
-        step("COMMIT", b.commit),
-        f"    {'= auth + ingest_batch + COMMIT':<48} {service:7.2f} {service_cpu:7.2f}",
+        f"    {'= auth + submit_pings':<48} {service:7.2f} {service_cpu:7.2f}",
         step("whole request, in-process ASGI app + client", b.asgi),
         f"    => at {service_cpu:.1f} ms of Python CPU per batch (service only), 2 processes"
         f" could take at most {2 * 1000 / service_cpu * BATCH:,.0f} points/s with PostgreSQL"
@@ -1611,15 +1542,13 @@ def report(
                     ("auth", b.auth),
                     ("parse_batch", b.parse),
                     ("policy_filter", b.policy),
-                    ("ingest_batch", b.ingest),
-                    ("commit", b.commit),
+                    ("submit_pings", b.ingest),
                     ("asgi_request", b.asgi),
                 )
             },
             "sql": b.sql_ms,
             "sql_statements": b.sql_count,
             "store_python_outside_sql": store_python,
-            "store_statement_explain_ms": b.store_plan,
         },
         "live": {
             "sql_p50_ms": {k: s.p50 for k, s in lr.sql.items()},

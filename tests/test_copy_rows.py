@@ -63,7 +63,7 @@ async def postgres_copy_of(raw: Any, query: str) -> bytes:
 async def test_encoded_rows_are_what_postgres_writes(
     connection: AsyncConnection, batches: list[tuple[bool, list[Point]]]
 ) -> None:
-    raw = (await connection.get_raw_connection()).driver_connection
+    raw: Any = (await connection.get_raw_connection()).driver_connection
     org, received = uuid.uuid4(), datetime(2026, 11, 25, 9, 30, 0, 123456, tzinfo=UTC)
     encoded = []
     for with_device, batch in batches:

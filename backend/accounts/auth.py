@@ -5,8 +5,10 @@ marked ``opt={"public": True}``.
   needs no CSRF token).
 - Pages accept only the HttpOnly session cookie; Litestar's CSRF middleware guards their unsafe
   methods (double-submit token).
-The guard authenticates in its own short read-only session, then stores the Actor on
-``connection.state.actor`` for the ``actor`` dependency.
+The guard verifies a bearer token's signature and expiry itself and loads its user with the
+app's ``ActorLoader`` (one query for the concurrent requests of a moment); a session cookie is
+looked up in a short read-only session of its own. The Actor goes on ``connection.state.actor``
+for the ``actor`` dependency.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from litestar.datastructures import State
 from litestar.handlers.base import BaseRouteHandler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from backend.accounts.services import actor_from_access_token, actor_from_web_session
+from backend.accounts.actor_loader import ActorLoader
+from backend.accounts.security import verify_access_token
+from backend.accounts.services import actor_from_web_session
 from backend.config import Settings
 from backend.lib.clock import Clock
 from backend.lib.errors import Unauthenticated
@@ -43,19 +47,20 @@ async def authenticate(
     state = connection.app.state
     settings: Settings = state.settings
     clock: Clock = state.clock
-    sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
     now = clock.now()
     if is_api_path(connection.url.path):
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("Send an access token: Authorization: Bearer <token>")
-        async with sessionmaker() as session:
-            actor = await actor_from_access_token(session, token.strip(), settings, now)
+        claims = verify_access_token(token.strip(), secret_key=settings.secret_key, now=now)
+        loader: ActorLoader = state.actor_loader
+        actor = await loader.load(claims)
     else:
         cookie = connection.cookies.get(SESSION_COOKIE)
         if not cookie:
             raise Unauthenticated("Log in first")
+        sessionmaker: async_sessionmaker[AsyncSession] = state.sessionmaker
         async with sessionmaker() as session:
             actor = await actor_from_web_session(session, cookie, now)
     connection.state.actor = actor

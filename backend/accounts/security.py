@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -63,15 +64,14 @@ def mint_access_token(
     return jwt.encode(claims, secret_key, algorithm=JWT_ALGORITHM)
 
 
+@dataclass(frozen=True, slots=True)
 class AccessClaims:
-    """The verified content of an access token."""
+    """The verified content of an access token (equal when they name the same user, organisation
+    and token version)."""
 
-    __slots__ = ("organization_id", "token_version", "user_id")
-
-    def __init__(self, user_id: uuid.UUID, organization_id: uuid.UUID, token_version: int) -> None:
-        self.user_id = user_id
-        self.organization_id = organization_id
-        self.token_version = token_version
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    token_version: int
 
 
 def verify_access_token(token: str, *, secret_key: str, now: datetime) -> AccessClaims:

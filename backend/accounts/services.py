@@ -6,6 +6,7 @@ Services take an open session (the boundary owns the transaction) and never spea
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import msgspec
@@ -24,11 +25,11 @@ from backend.accounts.models import (
     User,
 )
 from backend.accounts.security import (
+    AccessClaims,
     hash_password,
     mint_access_token,
     new_opaque_token,
     token_digest,
-    verify_access_token,
     verify_password,
 )
 from backend.config import Settings
@@ -71,51 +72,58 @@ _LED_MEMBERS = case(
 )
 
 
+async def load_actors(
+    session: AsyncSession, credentials: Iterable[AccessClaims]
+) -> dict[AccessClaims, Actor]:
+    """The callers behind verified credentials, in one query: the actor of each credential
+    whose user is active and whose token version is current (the others are left out)."""
+    wanted = list(dict.fromkeys(credentials))
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(
+            User.id,
+            User.organization_id,
+            User.token_version,
+            User.role,
+            User.skills,
+            User.time_zone,
+            Organization.time_zone,
+            Organization.locale,
+            _LED_MEMBERS,
+        )
+        .join(Organization, Organization.id == User.organization_id)
+        .where(
+            tuple_(User.id, User.organization_id, User.token_version).in_(
+                [(c.user_id, c.organization_id, c.token_version) for c in wanted]
+            ),
+            User.is_active,
+        )
+    )
+    out: dict[AccessClaims, Actor] = {}
+    for user_id, org_id, version, role, skills, tz, org_tz, locale, members in rows:
+        out[AccessClaims(user_id, org_id, version)] = Actor(
+            user_id=user_id,
+            organization_id=org_id,
+            role=role,
+            skills=frozenset(skills),
+            time_zone=tz,
+            org_time_zone=org_tz,
+            phone_region=region_of_locale(locale),
+            team_member_ids=frozenset(members or ()),
+        )
+    return out
+
+
 async def load_actor(
     session: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID, token_version: int
 ) -> Actor:
-    """The caller behind a verified credential, in one query (every request runs it);
-    refuses inactive users and stale tokens."""
-    row = (
-        await session.execute(
-            select(
-                User.role,
-                User.skills,
-                User.time_zone,
-                Organization.time_zone,
-                Organization.locale,
-                _LED_MEMBERS,
-            )
-            .join(Organization, Organization.id == User.organization_id)
-            .where(
-                User.id == user_id,
-                User.organization_id == organization_id,
-                User.is_active,
-                User.token_version == token_version,
-            )
-        )
-    ).first()
-    if row is None:
+    """The caller behind a verified credential; refuses inactive users and stale tokens."""
+    claims = AccessClaims(user_id, organization_id, token_version)
+    actor = (await load_actors(session, [claims])).get(claims)
+    if actor is None:
         raise Unauthenticated("The credentials are no longer valid")
-    role, skills, time_zone, org_time_zone, locale, members = row
-    return Actor(
-        user_id=user_id,
-        organization_id=organization_id,
-        role=role,
-        skills=frozenset(skills),
-        time_zone=time_zone,
-        org_time_zone=org_time_zone,
-        phone_region=region_of_locale(locale),
-        team_member_ids=frozenset(members or ()),
-    )
-
-
-async def actor_from_access_token(
-    session: AsyncSession, token: str, settings: Settings, now: datetime
-) -> Actor:
-    """Verify a bearer access token and load its user."""
-    claims = verify_access_token(token, secret_key=settings.secret_key, now=now)
-    return await load_actor(session, claims.user_id, claims.organization_id, claims.token_version)
+    return actor
 
 
 async def _new_session(

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, delete, select
-from sqlalchemy.dialects.postgresql import JSONB, UUID, insert
+import msgspec
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, delete, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,6 +25,7 @@ from backend.db.base import Base, IdMixin
 from backend.lib.errors import Conflict, InvalidInput
 
 MAX_KEY_LENGTH = 200
+_JSON = msgspec.json.Encoder()
 
 
 class IdempotentRequest(Base, IdMixin):
@@ -62,6 +65,89 @@ def check_key(key: str) -> str:
     return key
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A request that wants ``key`` for itself."""
+
+    organization_id: uuid.UUID
+    user_id: uuid.UUID
+    scope: str
+    key: str
+    request_hash: str
+    now: datetime
+
+
+# An earlier request's answer, (status, body); or Conflict when the key was used for another
+# body; None when the key is now this request's.
+Claimed = tuple[int, Any] | Conflict | None
+
+_CLAIM = text("""
+INSERT INTO idempotent_requests (id, organization_id, user_id, scope, key, request_hash,
+                                 created_at)
+SELECT gen_random_uuid(), c.org, c.usr, c.scope, c.key, c.hash, c.at
+FROM unnest(CAST(:orgs AS uuid[]), CAST(:users AS uuid[]), CAST(:scopes AS text[]),
+            CAST(:keys AS text[]), CAST(:hashes AS text[]), CAST(:ats AS timestamptz[]))
+     AS c(org, usr, scope, key, hash, at)
+ON CONFLICT (user_id, scope, key) DO NOTHING
+RETURNING user_id, scope, key
+""")
+_EARLIER = text("""
+SELECT r.user_id, r.scope, r.key, r.request_hash, r.status, r.response
+FROM idempotent_requests r
+JOIN unnest(CAST(:users AS uuid[]), CAST(:scopes AS text[]), CAST(:keys AS text[]))
+     AS c(usr, scope, key) ON (r.user_id, r.scope, r.key) = (c.usr, c.scope, c.key)
+""")
+_STORE = text("""
+UPDATE idempotent_requests r SET status = a.status, response = CAST(a.body AS jsonb)
+FROM unnest(CAST(:users AS uuid[]), CAST(:scopes AS text[]), CAST(:keys AS text[]),
+            CAST(:statuses AS int[]), CAST(:bodies AS text[])) AS a(usr, scope, key, status, body)
+WHERE (r.user_id, r.scope, r.key) = (a.usr, a.scope, a.key)
+""")
+
+
+async def claim_many(session: AsyncSession, claims: list[Claim]) -> list[Claimed]:
+    """Reserve each claim's key for its request (two statements for all), or say what an
+    earlier request with that key got. The claims must name distinct (user, scope, key)."""
+    if len({(c.user_id, c.scope, c.key) for c in claims}) != len(claims):
+        raise ValueError("claim_many: one key twice")
+    if not claims:
+        return []
+    rows = await session.execute(
+        _CLAIM,
+        {
+            "orgs": [c.organization_id for c in claims],
+            "users": [c.user_id for c in claims],
+            "scopes": [c.scope for c in claims],
+            "keys": [c.key for c in claims],
+            "hashes": [c.request_hash for c in claims],
+            "ats": [c.now for c in claims],
+        },
+    )
+    mine = {(r.user_id, r.scope, r.key) for r in rows}
+    taken = [c for c in claims if (c.user_id, c.scope, c.key) not in mine]
+    earlier: dict[tuple[uuid.UUID, str, str], Any] = {}
+    if taken:
+        found = await session.execute(
+            _EARLIER,
+            {
+                "users": [c.user_id for c in taken],
+                "scopes": [c.scope for c in taken],
+                "keys": [c.key for c in taken],
+            },
+        )
+        earlier = {(r.user_id, r.scope, r.key): r for r in found}
+    out: list[Claimed] = []
+    for c in claims:
+        row = earlier.get((c.user_id, c.scope, c.key))
+        if row is None:
+            out.append(None)
+        elif row.request_hash != c.request_hash:
+            out.append(Conflict("This Idempotency-Key was used for a different request", errors=[]))
+        else:
+            out.append((int(row.status or 200), row.response))
+    return out
+
+
 async def claim(
     session: AsyncSession,
     *,
@@ -74,61 +160,38 @@ async def claim(
 ) -> tuple[int, Any] | None:
     """Reserve ``key`` for this request, or return the stored ``(status, body)`` of an earlier
     request with the same key and body. 409 when the key was used with another body."""
-    inserted = await session.scalar(
-        insert(IdempotentRequest)
-        .values(
-            organization_id=organization_id,
-            user_id=user_id,
-            scope=scope,
-            key=key,
-            request_hash=request_hash,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(
-            index_elements=[
-                IdempotentRequest.user_id,
-                IdempotentRequest.scope,
-                IdempotentRequest.key,
-            ]
-        )
-        .returning(IdempotentRequest.id)
+    (claimed,) = await claim_many(
+        session, [Claim(organization_id, user_id, scope, key, request_hash, now)]
     )
-    if inserted is not None:
-        return None
-    row = (
-        await session.execute(
-            select(
-                IdempotentRequest.request_hash, IdempotentRequest.status, IdempotentRequest.response
-            ).where(
-                IdempotentRequest.user_id == user_id,
-                IdempotentRequest.scope == scope,
-                IdempotentRequest.key == key,
-            )
-        )
-    ).one()
-    if row.request_hash != request_hash:
-        raise Conflict(
-            "This Idempotency-Key was used for a different request",
-            errors=[],
-        )
-    return int(row.status or 200), row.response
+    if isinstance(claimed, Conflict):
+        raise claimed
+    return claimed
+
+
+async def store_many(
+    session: AsyncSession, answers: list[tuple[uuid.UUID, str, str, int, Any]]
+) -> None:
+    """Record the answers ``(user_id, scope, key, status, body)`` of requests that claimed
+    their keys (same transaction), with one statement."""
+    if not answers:
+        return
+    await session.execute(
+        _STORE,
+        {
+            "users": [a[0] for a in answers],
+            "scopes": [a[1] for a in answers],
+            "keys": [a[2] for a in answers],
+            "statuses": [a[3] for a in answers],
+            "bodies": [_JSON.encode(a[4]).decode() for a in answers],
+        },
+    )
 
 
 async def store(
     session: AsyncSession, *, user_id: uuid.UUID, scope: str, key: str, status: int, body: Any
 ) -> None:
     """Record the answer of the request that claimed ``key`` (same transaction)."""
-    from sqlalchemy import update
-
-    await session.execute(
-        update(IdempotentRequest)
-        .where(
-            IdempotentRequest.user_id == user_id,
-            IdempotentRequest.scope == scope,
-            IdempotentRequest.key == key,
-        )
-        .values(status=status, response=body)
-    )
+    await store_many(session, [(user_id, scope, key, status, body)])
 
 
 async def purge_older_than(session: AsyncSession, moment: datetime) -> int:

@@ -6,7 +6,6 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.channels import ChannelsPlugin
 from litestar.datastructures import State
@@ -17,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role
-from backend.lib import idempotency
 from backend.lib.clock import Clock
 from backend.lib.tenancy import Actor
 from backend.tasks.services import visible_task
 from backend.tracking import days, live, mydata, schemas, services, stream, visits
+from backend.tracking.deps import PROVIDE_PING_WRITER, pings_response
+from backend.tracking.group_commit import PingWriter
 from backend.tracking.models import CheckIn, CheckKind
 
 IdempotencyKey = Annotated[
@@ -40,48 +40,28 @@ class TrackingController(Controller):
     path = "/api/v1/tracking"
     tags = ["tracking"]
 
-    @post("/pings", status_code=200, request_max_body_size=2_000_000)
+    @post(
+        "/pings",
+        status_code=200,
+        request_max_body_size=2_000_000,
+        dependencies={"ping_writer": PROVIDE_PING_WRITER},
+    )
     async def pings(
         self,
         request: Request[Any, Any, Any],
-        db_session: AsyncSession,
         actor: Actor,
         clock: Clock,
+        ping_writer: PingWriter,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
         """A batch of up to 1,000 fixes ``{"points": [{timestamp, lat, lon, accuracy, speed,
         heading, altitude, battery, mocked, activity}]}``. Valid points are stored even when
         others are refused (each refusal is listed); points outside the caller's shifts are
         counted, not stored."""
-        body = await request.body()
-        now = clock.now()
-        key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None
-        if key is not None:
-            earlier = await idempotency.claim(
-                db_session,
-                organization_id=actor.organization_id,
-                user_id=actor.user_id,
-                scope="tracking.pings",
-                key=key,
-                request_hash=idempotency.body_hash(body),
-                now=now,
-            )
-            if earlier is not None:
-                return Response(
-                    earlier[1], status_code=earlier[0], headers={"Idempotent-Replay": "true"}
-                )
-        result = await services.ingest_batch(db_session, actor, body, now)
-        answer = msgspec.to_builtins(result)
-        if key is not None:
-            await idempotency.store(
-                db_session,
-                user_id=actor.user_id,
-                scope="tracking.pings",
-                key=key,
-                status=200,
-                body=answer,
-            )
-        return Response(answer, status_code=200)
+        outcome = await services.submit_pings(
+            ping_writer, actor, await request.body(), clock.now(), idempotency_key
+        )
+        return pings_response(outcome)
 
     @get("/live")
     async def live_positions(

@@ -16,7 +16,7 @@ Every path (the JSON batch API, the OsmAnd/Traccar protocol, the browser) ends i
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -305,6 +305,7 @@ async def store_many(session: AsyncSession, batches: list[Batch]) -> list[StoreR
     transaction, with a few statements for all of them; one ``StoreResult`` per batch (its
     ``rejected`` stays empty: ``policy_filter`` ran before)."""
     results = [StoreResult() for _ in batches]
+    batches = list(batches)  # the long way replaces a batch by its points inside shifts
     work = [i for i, b in enumerate(batches) if b.points]
     # The usual batch: one shift covers it and its day partitions exist.
     near = await _ready(session, [batches[i] for i in work], check_shift=True)
@@ -317,7 +318,7 @@ async def store_many(session: AsyncSession, batches: list[Batch]) -> list[StoreR
         )
         kept = [p for p, ok in zip(b.points, inside, strict=True) if ok]
         results[i].off_shift = len(b.points) - len(kept)
-        b.points = kept
+        batches[i] = replace(b, points=kept)
     slow = [i for i in slow if batches[i].points]
     if slow:
         await ensure_partitions(session, _days([batches[i] for i in slow]))

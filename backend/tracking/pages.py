@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
@@ -20,14 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.services import get_user
 from backend.config import Settings
-from backend.lib import idempotency
 from backend.lib.clock import Clock
 from backend.lib.errors import AppError
 from backend.lib.forms import is_htmx
 from backend.lib.tenancy import Actor
 from backend.routing import services as routing
-from backend.tasks import page_forms
 from backend.tracking import services, today_view
+from backend.tracking.deps import PROVIDE_PING_WRITER, pings_response
+from backend.tracking.group_commit import PingWriter
 
 STATUS_LABELS = {
     "off_shift": "off shift",
@@ -117,34 +116,24 @@ class TrackingPages(Controller):
             return Redirect(f"/today?error={quote(exc.detail)}", status_code=303)
         return Redirect("/today", status_code=303)
 
-    @post("/today/pings", status_code=200, request_max_body_size=2_000_000)
+    @post(
+        "/today/pings",
+        status_code=200,
+        request_max_body_size=2_000_000,
+        dependencies={"ping_writer": PROVIDE_PING_WRITER},
+    )
     async def pings(
         self,
         request: Request[Any, Any, Any],
-        db_session: AsyncSession,
         actor: Actor,
         clock: Clock,
+        ping_writer: PingWriter,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[Any]:
         """The page's batch of positions, the body of ``POST /api/v1/tracking/pings``
         (``{"points": [...]}``), stored by the same ingest service; a refusal of the whole
         batch is a problem+json answer like the API's."""
-        body = await request.body()
-        now = clock.now()
-
-        async def run() -> Any:
-            return msgspec.to_builtins(await services.ingest_batch(db_session, actor, body, now))
-
-        outcome = await page_forms.attempt(
-            db_session,
-            actor,
-            scope="tracking.pings",
-            key=idempotency_key,
-            request_hash=idempotency.body_hash(body),
-            now=now,
-            run=run,
+        outcome = await services.submit_pings(
+            ping_writer, actor, await request.body(), clock.now(), idempotency_key
         )
-        if outcome.error is not None:
-            raise outcome.error
-        headers = {"Idempotent-Replay": "true"} if outcome.replay else None
-        return Response(outcome.answer, status_code=200, headers=headers)
+        return pings_response(outcome)

@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.accounts.models import Role, User
 from backend.accounts.services import get_user
+from backend.lib import idempotency
 from backend.lib.errors import Conflict, InvalidInput, MalformedInput, NotFound
 from backend.lib.tenancy import Actor
 from backend.lib.wallclock import field_error_of
 from backend.tracking import ingest, schemas
+from backend.tracking.group_commit import Outcome, PingWriter, Submission
 from backend.tracking.models import Device, Shift, ShiftSchedule, ShiftSource
 from backend.tracking.points import Point, Rejected
 from backend.tracking.schedule import dump_weekly_shifts, parse_weekly_shifts
@@ -61,28 +63,39 @@ def parse_batch(body: bytes) -> list[tuple[int, Point] | Rejected]:
     return out
 
 
-async def ingest_batch(
-    session: AsyncSession, actor: Actor, body: bytes, now: datetime
-) -> schemas.PingResult:
-    """Validate and store the caller's own points."""
+PINGS_SCOPE = "tracking.pings"
+
+
+async def submit_pings(
+    writer: PingWriter, actor: Actor, body: bytes, now: datetime, idempotency_key: str | None
+) -> Outcome:
+    """Validate a JSON batch of the caller's own points and store it through the group writer
+    (with the points of other requests of the moment); the answer lists each refused point."""
+    key = idempotency.check_key(idempotency_key) if idempotency_key is not None else None
     parsed = parse_batch(body)
-    points = [p for p in parsed if isinstance(p, tuple)]
-    rejected = [p for p in parsed if isinstance(p, Rejected)]
-    result = await ingest.store(
-        session,
-        organization_id=actor.organization_id,
-        user_id=actor.user_id,
-        time_zone=actor.time_zone,
-        device_id=None,
-        points=points,
-        now=now,
+    kept, refused = ingest.policy_filter([p for p in parsed if isinstance(p, tuple)], now)
+    refused += [p for p in parsed if isinstance(p, Rejected)]
+    rejected = sorted(refused, key=lambda r: r.index)
+
+    def answer(result: ingest.StoreResult) -> Any:
+        return msgspec.to_builtins(
+            schemas.PingResult(
+                accepted=result.stored,
+                duplicates=result.duplicates,
+                off_shift=result.off_shift,
+                rejected=rejected,
+            )
+        )
+
+    claim = None
+    if key is not None:
+        claim = idempotency.Claim(
+            actor.organization_id, actor.user_id, PINGS_SCOPE, key, idempotency.body_hash(body), now
+        )
+    batch = ingest.Batch(
+        actor.organization_id, actor.user_id, actor.time_zone, None, [p for _, p in kept], now
     )
-    return schemas.PingResult(
-        accepted=result.stored,
-        duplicates=result.duplicates,
-        off_shift=result.off_shift,
-        rejected=sorted(rejected + result.rejected, key=lambda r: r.index),
-    )
+    return await writer.submit(Submission(batch, claim, answer))
 
 
 # --- devices ----------------------------------------------------------------------------------
