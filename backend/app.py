@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -115,6 +116,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        # What exists now (modules, routes, ORM metadata, ~250k objects) lives as long as the
+        # process: out of the collector's sight, a collection no longer walks it each time a
+        # request allocates (parsing a 500-point batch took twice as long with it).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
