@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncSession,
@@ -24,15 +25,16 @@ def claims_of(user: User) -> AccessClaims:
     return AccessClaims(user.id, user.organization_id, user.token_version)
 
 
-def count_user_queries(connection: AsyncConnection) -> list[str]:
-    """The statements that read users, as they are sent on the test connection."""
+async def count_user_queries(connection: AsyncConnection) -> list[str]:
+    """The statements that read users, as asyncpg sends them on the test connection."""
     seen: list[str] = []
+    raw: Any = (await connection.get_raw_connection()).driver_connection
 
-    def before(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "FROM users" in statement:
-            seen.append(statement)
+    def logged(record: Any) -> None:
+        if "JOIN users" in record.query or "FROM users" in record.query:
+            seen.append(record.query)
 
-    event.listen(connection.sync_connection, "before_cursor_execute", before)
+    raw.add_query_logger(logged)
     return seen
 
 
@@ -44,9 +46,10 @@ async def test_concurrent_loads_share_one_query(
     world = await factory.world()
     people = [world.admin, world.manager_a, world.measurer_a, world.installer_a, world.installer_b]
     loader = ActorLoader(sessionmaker)
-    queries = count_user_queries(connection)
+    queries = await count_user_queries(connection)
     wanted = [claims_of(u) for u in people] * 4  # the same caller twice at once is fine too
     actors = await asyncio.gather(*(loader.load(c) for c in wanted))
+    await asyncio.sleep(0)  # asyncpg reports to query loggers with call_soon
     assert len(queries) == 1
     assert [a.user_id for a in actors] == [c.user_id for c in wanted]
     manager = actors[1]

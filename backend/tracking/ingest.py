@@ -126,23 +126,23 @@ class Batch:
 # day partitions exist), makes the newest fix of those the user's latest position unless a newer
 # one is there, announces each to the live stream and returns the worker's visits near it for
 # the arrival hints. A batch it does not return takes the long way (``store_many``).
-_READY = text(f"""
+_READY = f"""
 WITH batch AS (
     SELECT * FROM unnest(
-        CAST(:n AS int[]), CAST(:orgs AS uuid[]), CAST(:users AS uuid[]),
-        CAST(:firsts AS timestamptz[]), CAST(:lasts AS timestamptz[]),
-        CAST(:lats AS float8[]), CAST(:lons AS float8[]), CAST(:accuracies AS float4[]),
-        CAST(:speeds AS float4[]), CAST(:headings AS float4[]), CAST(:batteries AS float4[]),
-        CAST(:mocked AS boolean[]), CAST(:activities AS text[]), CAST(:channels AS text[]),
-        CAST(:payloads AS text[]), CAST(:hints AS boolean[]), CAST(:sinces AS timestamptz[]),
-        CAST(:untils AS timestamptz[]), CAST(:reaches AS float8[])
+        $1::int[], $2::uuid[], $3::uuid[],
+        $4::timestamptz[], $5::timestamptz[],
+        $6::float8[], $7::float8[], $8::float4[],
+        $9::float4[], $10::float4[], $11::float4[],
+        $12::boolean[], $13::text[], $14::text[],
+        $15::text[], $16::boolean[], $17::timestamptz[],
+        $18::timestamptz[], $19::float8[]
     ) AS b(n, org_id, user_id, first, last, lat, lon, accuracy, speed, heading, battery, mocked,
            activity, channel, payload, hints, since, until, reach)
 ), ready AS MATERIALIZED (
     SELECT b.* FROM batch b
-    WHERE NOT EXISTS (SELECT 1 FROM unnest(CAST(:partitions AS text[])) AS p(name)
+    WHERE NOT EXISTS (SELECT 1 FROM unnest($20::text[]) AS p(name)
                       WHERE to_regclass(p.name) IS NULL)
-      AND (NOT CAST(:check_shift AS boolean) OR EXISTS (
+      AND (NOT $21::boolean OR EXISTS (
                 SELECT 1 FROM shifts s
                 WHERE s.user_id = b.user_id AND s.started_at <= b.first
                   AND (s.ended_at IS NULL OR s.ended_at >= b.last)))
@@ -172,7 +172,7 @@ FROM ready b LEFT JOIN LATERAL (
     FROM ({arrival.CANDIDATES_SQL}) c
     WHERE b.hints
 ) near ON true
-""")
+"""
 
 # The points of a batch in one JSON text (PostgreSQL parses it in C), into their day partitions;
 # a point stored before (same user and fix time) is skipped.
@@ -193,6 +193,11 @@ WITH ins AS (
 SELECT count(*) FROM ins
 """)
 _SAVEPOINT = "fieldcrm_pings"
+# The statements of a store in generic plans: planning ``_READY`` (CTEs, a LATERAL join, PostGIS)
+# took three times as long as running it, and its plan does not depend on the values. It also
+# begins the session's transaction in PostgreSQL, which the statements sent past SQLAlchemy
+# (``_READY``, the COPY and its savepoint) need.
+_GENERIC_PLANS = text("SET LOCAL plan_cache_mode = force_generic_plan")
 _POINTS_JSON = msgspec.json.Encoder()
 
 
@@ -213,42 +218,40 @@ async def _ready(
     newest = [max(b.points, key=lambda p: p.recorded_at) for b in batches]
     firsts = [min(p.recorded_at for p in b.points) for b in batches]
     windows = [arrival.window(p, b.now) for p, b in zip(newest, batches, strict=True)]
-    rows = await session.execute(
+    raw = await (await session.connection()).get_raw_connection()
+    connection: Any = raw.driver_connection  # inside the transaction store_many began
+    rows = await connection.fetch(
         _READY,
-        {
-            "n": list(range(len(batches))),
-            "orgs": [b.organization_id for b in batches],
-            "users": [b.user_id for b in batches],
-            "firsts": firsts,
-            "lasts": [p.recorded_at for p in newest],
-            "lats": [p.lat for p in newest],
-            "lons": [p.lon for p in newest],
-            "accuracies": [p.accuracy_m for p in newest],
-            "speeds": [p.speed_mps for p in newest],
-            "headings": [p.heading_deg for p in newest],
-            "batteries": [p.battery_pct for p in newest],
-            "mocked": [p.mocked for p in newest],
-            "activities": [p.activity for p in newest],
-            "channels": [channel_of(b.organization_id) for b in batches],
-            "payloads": [
-                position_payload(b.user_id, p) for b, p in zip(batches, newest, strict=True)
-            ],
-            "hints": [arrival.wanted(p) for p in newest],
-            "sinces": [w[0] for w in windows],
-            "untils": [w[1] for w in windows],
-            "reaches": [w[2] for w in windows],
-            "partitions": [partition_name(d) for d in _days(batches)],
-            "check_shift": check_shift,
-        },
+        list(range(len(batches))),
+        [b.organization_id for b in batches],
+        [b.user_id for b in batches],
+        firsts,
+        [p.recorded_at for p in newest],
+        [p.lat for p in newest],
+        [p.lon for p in newest],
+        [p.accuracy_m for p in newest],
+        [p.speed_mps for p in newest],
+        [p.heading_deg for p in newest],
+        [p.battery_pct for p in newest],
+        [p.mocked for p in newest],
+        [p.activity for p in newest],
+        [channel_of(b.organization_id) for b in batches],
+        [position_payload(b.user_id, p) for b, p in zip(batches, newest, strict=True)],
+        [arrival.wanted(p) for p in newest],
+        [w[0] for w in windows],
+        [w[1] for w in windows],
+        [w[2] for w in windows],
+        [partition_name(d) for d in _days(batches)],
+        check_shift,
     )
     return {
-        row.n: [
+        row["n"]: [
             arrival.Candidate(*values)
             for values in zip(
-                row.ids or [],
-                row.titles or [],
-                row.statuses or [],
-                row.distances or [],
+                row["ids"] or [],
+                row["titles"] or [],
+                row["statuses"] or [],
+                row["distances"] or [],
                 strict=True,
             )
         ]
@@ -305,6 +308,7 @@ async def store_many(session: AsyncSession, batches: list[Batch]) -> list[StoreR
     transaction, with a few statements for all of them; one ``StoreResult`` per batch (its
     ``rejected`` stays empty: ``policy_filter`` ran before)."""
     results = [StoreResult() for _ in batches]
+    await session.execute(_GENERIC_PLANS)
     batches = list(batches)  # the long way replaces a batch by its points inside shifts
     work = [i for i, b in enumerate(batches) if b.points]
     # The usual batch: one shift covers it and its day partitions exist.
