@@ -620,6 +620,7 @@ class InsertRun:
     seconds: float
     rows: int  # counted with SQL afterwards
     checkpoint: bool
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per group of processes
 
     @property
     def per_s(self) -> float:
@@ -640,29 +641,36 @@ def copy_records(world: World, plan: list[tuple[int, int]]) -> list[tuple[Any, .
 
 
 async def run_copy(url: str, world: World, plan: list[tuple[int, int]]) -> InsertRun:
-    """(a) binary COPY from one connection, 50,000 points per COPY; only the COPYs are timed."""
+    """(a) binary COPY from one connection, 50,000 points per COPY; only the COPYs are timed
+    (and their CPU: this process's around each COPY, PostgreSQL's over the phase)."""
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         checkpoint = await empty_pings(conn)
-        seconds = 0.0
+        seconds = client_cpu = 0.0
         points = len(plan) * BATCH
+        meter = CpuMeter(os.getpid())
+        await meter.start(conn)
         with tqdm(
             total=points, desc="(a) COPY", unit="pt", unit_scale=True, file=sys.stderr
         ) as bar:
             for low in range(0, len(plan), COPY_CHUNK_BATCHES):
                 records = copy_records(world, plan[low : low + COPY_CHUNK_BATCHES])
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.process_time()
                 await conn.copy_records_to_table(
                     "pings", records=records, columns=copy_rows.COLUMNS
                 )
                 seconds += time.perf_counter() - started
+                client_cpu += time.process_time() - cpu
                 bar.update(len(records))
+        used = await meter.stop(conn)
         rows = int(await conn.fetchval("SELECT count(*) FROM pings"))
     finally:
         await conn.close()
     if rows != points:
         raise RuntimeError(f"COPY stored {rows:,} rows, expected {points:,}")
-    return InsertRun("(a) asyncpg binary COPY, 1 connection", points, seconds, rows, checkpoint)
+    run = InsertRun("(a) asyncpg binary COPY, 1 connection", points, seconds, rows, checkpoint)
+    run.cpu = {"PostgreSQL": used["PostgreSQL (this database + background)"], "client": client_cpu}
+    return run
 
 
 # --- 1b. the API ------------------------------------------------------------------------------
@@ -678,7 +686,6 @@ class ApiRun(InsertRun):
     duplicates: int = 0
     off_shift: int = 0
     rejected: int = 0
-    cpu: dict[str, float] = field(default_factory=dict)
     waits: Counter[str] = field(default_factory=Counter)
     sessions_opened: int = 0  # PostgreSQL sessions (connections) started during the run
     app_connections: int = 0  # the app's connections open at the end
@@ -1400,6 +1407,14 @@ def report(
             f"    {group:<50} {seconds:8.2f} s  {seconds / capacity:6.1%}"
             f"  {seconds * 1000 / batches:6.2f} ms/batch"
         )
+    copy_batches = copy.points / BATCH
+    api_cpu = sum(v for k, v in api.cpu.items() if k not in ("wall seconds", "idle", OTHER_CPU))
+    lines.append(
+        f"    for comparison, (a) COPY per {BATCH} points: PostgreSQL"
+        f" {copy.cpu['PostgreSQL'] * 1000 / copy_batches:.2f} ms + its client (encoding)"
+        f" {copy.cpu['client'] * 1000 / copy_batches:.2f} ms of CPU; (b) in all"
+        f" {api_cpu * 1000 / batches:.2f} ms"
+    )
     others = api.cpu[OTHER_CPU] / capacity
     if others > 0.1:
         lines.append(
@@ -1528,6 +1543,7 @@ def report(
             "rejected": api.rejected,
             "statuses": {str(k): v for k, v in api.statuses.items()},
             "cpu_seconds": api.cpu,
+            "copy_cpu_ms_per_batch": {k: v * 1000 / copy_batches for k, v in copy.cpu.items()},
             "other_programs_cpu_share": others,
             "postgres_sessions_opened": api.sessions_opened,
             "app_connections_at_end": api.app_connections,
