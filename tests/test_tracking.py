@@ -212,6 +212,29 @@ async def test_a_resent_batch_is_stored_once(
     assert len(await stored(session, worker)) == 4
 
 
+async def test_a_batch_out_of_time_order_keeps_the_newest_as_latest(
+    client: httpx.AsyncClient, factory: Factory, session: AsyncSession
+) -> None:
+    world = await factory.world()
+    worker = world.measurer_a
+    await start_shift(client, factory, worker)
+    newest = START - timedelta(seconds=5)
+    batch = [
+        fix(START - timedelta(seconds=20), lat=north(SITE_LAT, 10)),
+        fix(newest, lat=north(SITE_LAT, 30)),
+        fix(START - timedelta(seconds=40), lat=north(SITE_LAT, 20)),
+    ]
+    answer = await send(client, factory, worker, batch)
+    assert answer.json() == {"accepted": 3, "duplicates": 0, "offShift": 0, "rejected": []}
+    latest = await session.execute(
+        text("SELECT recorded_at, lat FROM latest_positions WHERE user_id = :u"), {"u": worker.id}
+    )
+    assert [tuple(r) for r in latest] == [(newest, north(SITE_LAT, 30))]
+    assert [t for t, _, _ in await stored(session, worker)] == sorted(
+        [START - timedelta(seconds=s) for s in (40, 20, 5)]
+    )
+
+
 async def test_idempotency_key_replays_the_answer_and_refuses_another_body(
     client: httpx.AsyncClient, factory: Factory, session: AsyncSession
 ) -> None:

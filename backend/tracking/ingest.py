@@ -51,14 +51,15 @@ class StoreResult:
 def policy_filter(
     points: list[tuple[int, Point]], now: datetime
 ) -> tuple[list[tuple[int, Point]], list[Rejected]]:
-    """Split indexed points into acceptable ones and refusals (time window, batch duplicates)."""
+    """Split indexed points into acceptable ones, in time order, and refusals (time window,
+    batch duplicates)."""
     earliest, latest = now - MAX_AGE, now + MAX_FUTURE
     times = [point.recorded_at for _, point in points]
     if (
         times
-        and earliest <= min(times)
-        and max(times) <= latest
         and all(a < b for a, b in pairwise(times))
+        and earliest <= times[0]
+        and times[-1] <= latest
     ):
         return points, []  # the usual batch: in time order, in the window
     kept: list[tuple[int, Point]] = []
@@ -76,6 +77,7 @@ def policy_filter(
         else:
             seen.add(point.recorded_at)
             kept.append((index, point))
+    kept.sort(key=lambda item: item[1].recorded_at)
     return kept, refused
 
 
@@ -111,7 +113,8 @@ async def in_shift_mask(
 
 @dataclass(slots=True)
 class Batch:
-    """One caller's points on their way to storage (through ``policy_filter`` already)."""
+    """One caller's points on their way to storage: through ``policy_filter`` already, so
+    distinct instants in time order (the first is the oldest, the last the newest)."""
 
     organization_id: uuid.UUID
     user_id: uuid.UUID
@@ -205,8 +208,7 @@ def _days(batches: list[Batch]) -> list[date]:
     """The days (partitions) the batches' points fall on."""
     days: set[date] = set()
     for b in batches:
-        times = [p.recorded_at for p in b.points]
-        days.update(days_between(min(times), max(times)))
+        days.update(days_between(b.points[0].recorded_at, b.points[-1].recorded_at))
     return sorted(days)
 
 
@@ -215,8 +217,8 @@ async def _ready(
 ) -> dict[int, list[arrival.Candidate]]:
     """Run ``_READY``: the indexes of the batches that may be written, with their visits near
     the newest fix (nearest first)."""
-    newest = [max(b.points, key=lambda p: p.recorded_at) for b in batches]
-    firsts = [min(p.recorded_at for p in b.points) for b in batches]
+    newest = [b.points[-1] for b in batches]
+    firsts = [b.points[0].recorded_at for b in batches]
     windows = [arrival.window(p, b.now) for p, b in zip(newest, batches, strict=True)]
     raw = await (await session.connection()).get_raw_connection()
     connection: Any = raw.driver_connection  # inside the transaction store_many began
@@ -339,7 +341,7 @@ async def store_many(session: AsyncSession, batches: list[Batch]) -> list[StoreR
             session,
             organization_id=b.organization_id,
             user_id=b.user_id,
-            newest=max(b.points, key=lambda p: p.recorded_at),
+            newest=b.points[-1],
             rows=ready[i],
             now=b.now,
         )
