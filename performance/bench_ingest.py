@@ -153,6 +153,7 @@ STEP_S = 0.5  # between two fixes of one worker
 SHIFT_STARTED = timedelta(hours=12)  # before the anchor
 COPY_CHUNK_BATCHES = 100  # 50,000 points per COPY
 API_CLIENTS = 32
+ACCEPT_GAP_S = 0.005  # between opening two client connections
 SERVER_WORKERS = 2
 API_WARMUP_POINTS = 20
 BREAKDOWN_BATCHES = 40
@@ -736,48 +737,54 @@ def encode_requests(
     ]
 
 
+async def open_connections(base: str, count: int) -> list[RawHttpConnection]:
+    """``count`` keep-alive connections, one at a time, each accepted before the next arrives:
+    opened all at once, one uvicorn process can accept them all in one go (asyncio accepts a
+    burst per wake-up) and leave the other idle; phones connect at their own moments."""
+    connections = []
+    for _ in range(count):
+        connections.append(await RawHttpConnection.open(base))
+        await asyncio.sleep(ACCEPT_GAP_S)
+    return connections
+
+
 async def post_all(
-    base: str,
+    connections: list[RawHttpConnection],
     requests: list[tuple[bytes, int]],
-    clients: int,
     run: ApiRun | None,
     bar: tqdm[Any] | None,
 ) -> None:
-    """Post every request from ``clients`` concurrent keep-alive connections; ``run``
+    """Post every request over the connections, one request in flight on each; ``run``
     collects answers."""
     queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
     for request in requests:
         queue.put_nowait(request)
 
-    async def drain() -> None:
-        connection = await RawHttpConnection.open(base)
-        try:
-            while True:
-                try:
-                    request, n = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                started = time.perf_counter()
-                status, body = await connection.send(request)
-                ms = (time.perf_counter() - started) * 1000
-                if status != 200:
-                    raise RuntimeError(f"POST {PINGS_PATH}: {status} {body[:500]!r}")
-                if run is not None:
-                    data = msgspec.json.decode(body)
-                    run.latency.ms.append(ms)
-                    run.statuses[status] += 1
-                    run.accepted += int(data["accepted"])
-                    run.duplicates += int(data["duplicates"])
-                    run.off_shift += int(data["offShift"])
-                    run.rejected += len(data["rejected"])
-                if bar is not None:
-                    bar.update(n)
-        finally:
-            await connection.close()
+    async def drain(connection: RawHttpConnection) -> None:
+        while True:
+            try:
+                request, n = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            status, body = await connection.send(request)
+            ms = (time.perf_counter() - started) * 1000
+            if status != 200:
+                raise RuntimeError(f"POST {PINGS_PATH}: {status} {body[:500]!r}")
+            if run is not None:
+                data = msgspec.json.decode(body)
+                run.latency.ms.append(ms)
+                run.statuses[status] += 1
+                run.accepted += int(data["accepted"])
+                run.duplicates += int(data["duplicates"])
+                run.off_shift += int(data["offShift"])
+                run.rejected += len(data["rejected"])
+            if bar is not None:
+                bar.update(n)
 
     async with asyncio.TaskGroup() as group:
-        for _ in range(clients):
-            group.create_task(drain())
+        for connection in connections:
+            group.create_task(drain(connection))
 
 
 async def run_api(
@@ -791,7 +798,8 @@ async def run_api(
     """(b) the batches through uvicorn from ``clients`` connections, after a warm-up."""
     points = sum(n for _, _, n in payloads)
     warmup = encode_requests(server.base, warmup_payloads(world, 4 * clients), tokens)
-    await post_all(server.base, warmup, clients, None, None)
+    connections = await open_connections(server.base, clients)
+    await post_all(connections, warmup, None, None)
     requests = encode_requests(server.base, payloads, tokens)
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
@@ -813,7 +821,7 @@ async def run_api(
         with tqdm(total=points, desc=f"(b) API, {clients} connections", unit="pt",
                   unit_scale=True, file=sys.stderr) as bar:  # fmt: skip
             started = time.perf_counter()
-            await post_all(server.base, requests, clients, run, bar)
+            await post_all(connections, requests, run, bar)
             run.seconds = time.perf_counter() - started
         run.cpu = await meter.stop(conn)
         run.sessions_opened = int(await conn.fetchval(SESSIONS_SQL)) - sessions
@@ -824,6 +832,8 @@ async def run_api(
         run.rows = int(await conn.fetchval("SELECT count(*) FROM pings"))
     finally:
         await conn.close()
+        for connection in connections:
+            await connection.close()
     return run
 
 
