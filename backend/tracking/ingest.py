@@ -1,16 +1,19 @@
 """Storing GPS points: policy checks, shift filter, bulk insert, latest position.
 
-Every path (the JSON batch API, the OsmAnd/Traccar protocol, the browser) ends in ``store``:
-1. policy: not more than 5 minutes in the future, not older than 7 days, one point per instant
-   in a batch — refused points are listed with the reason, the others go on;
+Every path (the JSON batch API and the browser through ``group_commit``, the OsmAnd/Traccar
+protocol through ``store``) ends in ``store_many``, which stores several batches at once:
+1. policy (``policy_filter``, run by each request on its own batch): not more than 5 minutes in
+   the future, not older than 7 days, one point per instant in a batch — refused points are
+   listed with the reason, the others go on in time order;
 2. shifts: points outside the user's shifts (an open or past shift, or a scheduled window) are
    not stored, only counted (location outside work is not ours to keep);
-3. the user's latest position is upserted when the batch holds a newer fix, announced to the
+3. each user's latest position is upserted when a batch holds a newer fix, announced to the
    live stream, and checked against the sites of the user's visits (``arrival`` hints) — with
-   the shift check of the usual batch (one shift covers it), one statement;
-4. the points go into the day partitions with one binary COPY in a savepoint; a resent point
-   (same user and fix time) makes it fall back to one ``INSERT ... SELECT FROM
-   json_to_recordset(...) ON CONFLICT DO NOTHING``: a resent point is stored once.
+   the shift check of the usual batch (one shift covers it), one statement for all batches;
+4. the points of all batches go into the day partitions with one binary COPY
+   (``copy_rows``) in a savepoint; a resent point (same user and fix time) makes it fall back
+   to one ``INSERT ... SELECT FROM json_to_recordset(...) ON CONFLICT DO NOTHING`` per batch: a
+   resent point is stored once.
 """
 
 from __future__ import annotations
