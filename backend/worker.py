@@ -51,7 +51,7 @@ from backend.notifications.customer.jobs import CustomerMessageJobs
 from backend.notifications.relay import Relay, RelayConfig
 from backend.routing import services as routing
 from backend.tasks import sla
-from backend.tracking import days, partitions
+from backend.tracking import days, partitions, roster
 
 log = logging.getLogger("fieldcrm.worker")
 
@@ -113,6 +113,11 @@ class Jobs:
             summaries,
         )
         return len(created), len(dropped), summaries
+
+    async def prune_live_changes(self) -> int:
+        """Forget the live board's change rows older than a minute (``tracking.roster``)."""
+        async with self.sessionmaker() as session, session.begin():
+            return await roster.prune_changes(session)
 
     async def purge_expired(self) -> tuple[int, int]:
         """Remove rate-limit windows and stored idempotent answers older than a day:
@@ -180,6 +185,11 @@ def make_app(settings: Settings, jobs: Jobs) -> procrastinate.App:
     @app.task(name="tracking_maintenance", queue="maintenance", pass_context=False)
     async def tracking_maintenance(timestamp: int) -> Any:
         return list(await jobs.tracking_maintenance())
+
+    @app.periodic(cron="* * * * *", periodic_id="prune_live_changes")
+    @app.task(name="prune_live_changes", queue="maintenance", pass_context=False)
+    async def prune_live_changes(timestamp: int) -> Any:
+        return await jobs.prune_live_changes()
 
     @app.periodic(cron="0 * * * *", periodic_id="purge_expired")
     @app.task(name="purge_expired", queue="maintenance", pass_context=False)

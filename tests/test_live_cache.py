@@ -25,6 +25,7 @@ from backend.audit.models import AuditEntry
 from backend.lib.clock import FrozenClock
 from backend.lib.errors import NotFound
 from backend.tracking import live
+from backend.tracking import roster as rosters
 from backend.tracking.livecache import LiveCache, round6
 from backend.tracking.policy import SITE_RADIUS_M
 from tests.conftest import START, Factory, World
@@ -283,6 +284,36 @@ async def test_task_start_and_finish_and_a_moved_site_are_seen_by_every_process(
     board = await boards.check()
     assert board["Max Measurer"]["currentTask"] is None
     assert board["Max Measurer"]["nextTask"] is None
+
+
+async def fingerprint(session: AsyncSession, org: uuid.UUID) -> int:
+    return int(await session.scalar(text(rosters.FINGERPRINT_SQL), {"org": org}) or 0)
+
+
+async def test_pruned_changes_cost_one_rebuild_never_a_stale_board(
+    boards: Boards, session: AsyncSession
+) -> None:
+    org = boards.world.org.id
+    await session.execute(
+        text("UPDATE users SET full_name = 'Ivan Renamed' WHERE id = :u"),
+        {"u": boards.world.installer_b.id},
+    )
+    await session.flush()
+    changed = await fingerprint(session, org)
+    assert "Ivan Renamed" in await boards.check()
+    await session.execute(
+        text("UPDATE live_changes SET at = at - interval '2 minutes' WHERE organization_id = :o"),
+        {"o": org},
+    )
+    assert await rosters.prune_changes(session) >= 1
+    assert await fingerprint(session, org) != changed
+    assert (
+        await session.scalar(
+            text("SELECT count(*) FROM live_changes WHERE organization_id = :o"), {"o": org}
+        )
+        == 0
+    )
+    assert "Ivan Renamed" in await boards.check()  # rebuilt in both processes, still right
 
 
 async def test_shift_start_and_end_are_seen_by_every_process(

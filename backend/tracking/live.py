@@ -12,7 +12,8 @@ heard for 10 minutes), ``on_site`` (a task in progress and within its site's rad
 
 How it stays fast for thousands of workers (``livecache`` keeps the parts per process): the
 slow-changing part — workers, names, shifts, current and next tasks, teams — is a ``roster``
-kept with the fingerprint of the rows it was read from; positions are kept with theirs. One
+kept with the fingerprint of the change log of its tables (``roster``); positions are kept with
+the fingerprint of the row versions they were read from. One
 statement per request recomputes both fingerprints in PostgreSQL, sends the positions (and each
 one's distance to the site of the current task) only when theirs changed, and writes the audit
 entry when the kept roster still holds (else the roster is read again and the entry written
@@ -159,8 +160,6 @@ async def live_json(
             _CHECK,
             {
                 "org": actor.organization_id,
-                "low": window.low,
-                "high": window.high,
                 "actor": actor.user_id,
                 "now": now,
                 "workers": guess.seen if guess is not None else 0,

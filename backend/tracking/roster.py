@@ -2,16 +2,16 @@
 active field workers in display order (name, open shift, current task, next visit), its teams
 and their members, with each worker's unchanging JSON pieces encoded ahead.
 
-A roster is trusted only while its *fingerprint* holds. The fingerprint is an XOR of a 64-bit
-hash of every row version the roster was read from — ``(ctid, xmin)`` identifies a row version:
-an UPDATE writes a new version (new ctid, and the writer's transaction id), DELETE removes one,
-INSERT adds one — in users, teams, team members, open shifts, tasks in progress and their sites,
-and open visits planned in the roster's time window. Every live request recomputes it in SQL (a
-scan of those rows, no transfer) before it uses the roster, so a change committed by any process
-is seen by the next request of every process; NOTIFY-based invalidation would race with it.
-The fingerprint is read *before* the rows it stands for: a change committed in between makes the
-next check fail (one rebuild too many), never a stale answer. VACUUM FREEZE or a table rewrite
-may change a fingerprint without a change of data: that only costs a rebuild.
+A roster is trusted only while its *fingerprint* holds. Statement triggers on the tables it is
+read from (users, teams, team members, shifts, tasks, sites: migration 0012) add a row to
+``live_changes`` for each organisation a statement touched; the fingerprint is an XOR of a
+64-bit hash of the ids of the organisation's rows there (``FINGERPRINT_SQL``, an index-only scan
+of the last minute's changes). The row commits with the change it stands for, so every live
+request, recomputing the fingerprint before it uses the roster, sees a change committed by any
+process at its next look; NOTIFY-based invalidation would race with it. The fingerprint is read
+*before* the rows it stands for: a change committed in between makes the next check fail (one
+rebuild too many), never a stale answer. ``prune_changes`` (the worker, every minute) deletes
+old rows, which changes the fingerprint too: that only costs a rebuild.
 
 The next visit depends on the time: a roster answers for ``now`` from ``built_at`` up to
 ``valid_until``, the first moment a visit could enter or leave the window of ``live`` (planned
@@ -49,23 +49,24 @@ def version_sql(alias: str, table: int) -> str:
     )
 
 
-# Every part of the roster's data, as the rows it is read from (see the module docstring).
-FINGERPRINT_SQL: Final = f"""
-SELECT (SELECT coalesce(bit_xor({version_sql("u", 1)}), 0) FROM users u
-        WHERE u.organization_id = :org)
-     # (SELECT coalesce(bit_xor({version_sql("t", 2)}), 0) FROM teams t
-        WHERE t.organization_id = :org)
-     # (SELECT coalesce(bit_xor({version_sql("m", 3)}), 0) FROM team_members m
-        WHERE m.organization_id = :org)
-     # (SELECT coalesce(bit_xor({version_sql("s", 4)}), 0) FROM shifts s
-        WHERE s.organization_id = :org AND s.ended_at IS NULL)
-     # (SELECT coalesce(bit_xor({version_sql("t", 5)} # coalesce({version_sql("si", 6)}, 0)), 0)
-        FROM tasks t LEFT JOIN sites si ON si.id = t.site_id
-        WHERE t.organization_id = :org AND t.status = 'in_progress')
-     # (SELECT coalesce(bit_xor({version_sql("t", 7)}), 0) FROM tasks t
-        WHERE t.organization_id = :org AND t.status = 'open' AND t.kind IN {_VISIT_KINDS}
-          AND coalesce(t.window_start, t.due_at) BETWEEN :low AND :high)
+# The roster's fingerprint (named parameter ``org``; see the module docstring).
+FINGERPRINT_SQL: Final = """
+SELECT coalesce(bit_xor(hashint8extended(c.id, 0)), 0) FROM live_changes c
+WHERE c.organization_id = :org
 """
+# Changes kept this long: a roster built before then is rebuilt once after the prune.
+CHANGES_KEPT: Final = timedelta(minutes=1)
+
+
+async def prune_changes(session: AsyncSession) -> int:
+    """Delete the change rows older than ``CHANGES_KEPT``; returns how many. By the database's
+    clock: the triggers stamp the rows with it."""
+    result = await session.execute(
+        text("DELETE FROM live_changes WHERE at < now() - CAST(:kept AS interval)"),
+        {"kept": CHANGES_KEPT},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
 
 # The current task of a worker: the task in progress started last.
 CURRENT_SQL: Final = """
