@@ -694,6 +694,7 @@ class ApiRun(InsertRun):
     off_shift: int = 0
     rejected: int = 0
     waits: Counter[str] = field(default_factory=Counter)
+    worker_shares: list[float] = field(default_factory=list)  # of the server's work, busiest first
     sessions_opened: int = 0  # PostgreSQL sessions (connections) started during the run
     app_connections: int = 0  # the app's connections open at the end
 
@@ -848,12 +849,17 @@ async def run_api(
         offset = server.log_offset()
         sessions = int(await conn.fetchval(SESSIONS_SQL))
         await meter.start(conn)
+        before = worker_cpu(server)
         with tqdm(total=points, desc=f"(b) API, {clients} connections", unit="pt",
                   unit_scale=True, file=sys.stderr) as bar:  # fmt: skip
             started = time.perf_counter()
             await post_all(connections, requests, run, bar)
             run.seconds = time.perf_counter() - started
         run.cpu = await meter.stop(conn)
+        used = sorted(
+            (v - before.get(p, 0.0) for p, v in worker_cpu(server).items()), reverse=True
+        )[:SERVER_WORKERS]
+        run.worker_shares = [u / (sum(used) or 1.0) for u in used]
         run.sessions_opened = int(await conn.fetchval(SESSIONS_SQL)) - sessions
         run.app_connections = int(await conn.fetchval(APP_CONNECTIONS_SQL))
         stop.set()
@@ -1458,6 +1464,10 @@ def report(
             f"    {group:<50} {seconds:8.2f} s  {seconds / capacity:6.1%}"
             f"  {seconds * 1000 / batches:6.2f} ms/batch"
         )
+    lines.append(
+        "    the server processes' shares of it: "
+        + " / ".join(f"{share:.0%}" for share in api.worker_shares)
+    )
     copy_batches = copy.points / BATCH
     api_cpu = sum(v for k, v in api.cpu.items() if k not in ("wall seconds", "idle", OTHER_CPU))
     lines.append(
@@ -1594,6 +1604,7 @@ def report(
             "rejected": api.rejected,
             "statuses": {str(k): v for k, v in api.statuses.items()},
             "cpu_seconds": api.cpu,
+            "server_process_shares": api.worker_shares,
             "copy_cpu_ms_per_batch": {k: v * 1000 / copy_batches for k, v in copy.cpu.items()},
             "other_programs_cpu_share": others,
             "postgres_sessions_opened": api.sessions_opened,
