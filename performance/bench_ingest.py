@@ -156,6 +156,7 @@ API_CLIENTS = 32
 ACCEPT_GAP_S = 0.005  # between opening two client connections
 ACCEPT_TRIES = 8  # times the connections are opened again when they land unevenly
 BALANCED_SHARE = 0.6  # of the warm-up's CPU at most in the busiest server process
+UNEVEN_SHARE = 0.75  # of (b)'s server CPU in one process: the run is flagged
 SERVER_WORKERS = 2
 API_WARMUP_POINTS = 20
 BREAKDOWN_BATCHES = 40
@@ -751,6 +752,11 @@ async def open_connections(base: str, count: int) -> list[RawHttpConnection]:
     return connections
 
 
+def worker_deltas(before: dict[int, float], after: dict[int, float]) -> str:
+    """``pid: seconds`` of each server process between two ``worker_cpu`` readings."""
+    return ", ".join(f"{p}: {v - before.get(p, 0.0):.2f} s" for p, v in sorted(after.items()))
+
+
 def worker_cpu(server: Server) -> dict[int, float]:
     """CPU seconds of each process of the server (the supervisor and its workers)."""
     return {pid: _cpu_s(pid) or 0.0 for pid in _descendants(server.proc.pid)}
@@ -771,6 +777,7 @@ async def balanced_connections(
             (v - before.get(p, 0.0) for p, v in worker_cpu(server).items()), reverse=True
         )[:SERVER_WORKERS]
         share = used[0] / (sum(used) or 1.0)
+        log(f"(b) warm-up CPU per server process: {worker_deltas(before, worker_cpu(server))}")
         if share <= BALANCED_SHARE or attempt == ACCEPT_TRIES:
             log(f"(b) warm-up: the busiest server process did {share:.0%} of the work")
             return connections
@@ -860,6 +867,7 @@ async def run_api(
             (v - before.get(p, 0.0) for p, v in worker_cpu(server).items()), reverse=True
         )[:SERVER_WORKERS]
         run.worker_shares = [u / (sum(used) or 1.0) for u in used]
+        log(f"(b) CPU per server process: {worker_deltas(before, worker_cpu(server))}")
         run.sessions_opened = int(await conn.fetchval(SESSIONS_SQL)) - sessions
         run.app_connections = int(await conn.fetchval(APP_CONNECTIONS_SQL))
         stop.set()
@@ -1476,6 +1484,11 @@ def report(
         f" {copy.cpu['client'] * 1000 / copy_batches:.2f} ms of CPU; (b) in all"
         f" {api_cpu * 1000 / batches:.2f} ms"
     )
+    if api.worker_shares and api.worker_shares[0] > UNEVEN_SHARE:
+        lines.append(
+            f"    WARNING: one server process did {api.worker_shares[0]:.0%} of (b)'s work while"
+            " the other waited: (b) and the ratio are depressed; run again"
+        )
     others = api.cpu[OTHER_CPU] / capacity
     if others > 0.1:
         lines.append(
