@@ -51,6 +51,21 @@ async def on_shift(session: AsyncSession, *users: User) -> None:
     await session.flush()
 
 
+@pytest.fixture
+async def crew(session: AsyncSession, factory: Factory) -> tuple[User, User, User]:
+    """Three field workers of one organisation, each with a shift in progress."""
+    world = await factory.world()
+    workers = (world.measurer_a, world.installer_a, world.installer_b)
+    await on_shift(session, *workers)
+    return workers
+
+
+@pytest.fixture
+def writer(sessionmaker: async_sessionmaker[AsyncSession]) -> PingWriter:
+    """A group writer on the test's transaction."""
+    return PingWriter(sessionmaker)
+
+
 async def statements(connection: AsyncConnection) -> list[str]:
     """What asyncpg sends on the test connection from now on."""
     seen: list[str] = []
@@ -69,13 +84,10 @@ async def stored(session: AsyncSession, user: User) -> int:
 async def test_concurrent_batches_share_one_transaction(
     connection: AsyncConnection,
     session: AsyncSession,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    factory: Factory,
+    writer: PingWriter,
+    crew: tuple[User, User, User],
 ) -> None:
-    world = await factory.world()
-    workers = [world.measurer_a, world.installer_a, world.installer_b]
-    await on_shift(session, *workers)
-    writer = PingWriter(sessionmaker)
+    workers = list(crew)
     sent = await statements(connection)
     first = START - timedelta(minutes=30)
     outcomes = await asyncio.gather(
@@ -109,12 +121,9 @@ async def test_concurrent_batches_share_one_transaction(
 
 
 async def test_one_key_in_flight_twice_is_stored_once_and_replayed(
-    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], factory: Factory
+    session: AsyncSession, writer: PingWriter, crew: tuple[User, User, User]
 ) -> None:
-    world = await factory.world()
-    worker = world.measurer_a
-    await on_shift(session, worker)
-    writer = PingWriter(sessionmaker)
+    worker = crew[0]
     batch = points(START - timedelta(minutes=5), 3)
     claim = idempotency.Claim(
         worker.organization_id, worker.id, "tracking.pings", "phone-retry-1", "same-body", START
@@ -135,12 +144,9 @@ async def test_one_key_in_flight_twice_is_stored_once_and_replayed(
 
 
 async def test_a_failing_batch_fails_alone(
-    session: AsyncSession, sessionmaker: async_sessionmaker[AsyncSession], factory: Factory
+    session: AsyncSession, writer: PingWriter, crew: tuple[User, User, User]
 ) -> None:
-    world = await factory.world()
-    good, bad = world.measurer_a, world.installer_a
-    await on_shift(session, good, bad)
-    writer = PingWriter(sessionmaker)
+    good, bad, _ = crew
     first = START - timedelta(minutes=10)
     # Point's ranges are checked when JSON is decoded; built by hand, the database refuses it.
     broken = points(first, 2, lat=95.0)
@@ -161,15 +167,9 @@ async def test_a_failing_batch_fails_alone(
 
 @pytest.mark.parametrize("resent", [1, 3])
 async def test_resent_points_in_a_group_are_counted_per_batch(
-    session: AsyncSession,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    factory: Factory,
-    resent: int,
+    session: AsyncSession, writer: PingWriter, crew: tuple[User, User, User], resent: int
 ) -> None:
-    world = await factory.world()
-    worker, other = world.measurer_a, world.installer_a
-    await on_shift(session, worker, other)
-    writer = PingWriter(sessionmaker)
+    worker, other, _ = crew
     first = START - timedelta(minutes=20)
     await writer.submit(submission(worker, points(first, resent)))
     outcomes = await asyncio.gather(
