@@ -34,11 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import procrastinate
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.appraisal import kpi_jobs, report_jobs
@@ -54,6 +57,9 @@ from backend.tasks import sla
 from backend.tracking import days, partitions, roster
 
 log = logging.getLogger("fieldcrm.worker")
+# Pauses between attempts to reach PostgreSQL at start-up: doubling from the first to the most.
+START_RETRY_FIRST_S = 0.5
+START_RETRY_MAX_S = 10.0
 
 SLA_CRON = "* * * * * */20"  # croniter's sixth field: seconds
 
@@ -80,6 +86,31 @@ class Jobs:
         self.retention_days = retention_days
         self.osrm_url = osrm_url
         self.relay = relay
+
+    async def prepare_database(
+        self, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> int:
+        """Create today's ping partitions before the first ping (even on a fresh database).
+        While PostgreSQL cannot be reached — the worker started before it, or it is restarting
+        — try again after a growing pause instead of exiting; returns the failed attempts."""
+        delay, failures = START_RETRY_FIRST_S, 0
+        while True:
+            try:
+                async with self.sessionmaker() as session, session.begin():
+                    await partitions.maintain(
+                        session, today=self.clock.now().date(), retention_days=self.retention_days
+                    )
+            except (OSError, SQLAlchemyError, asyncpg.PostgresError) as exc:
+                failures += 1
+                log.warning(
+                    "worker: PostgreSQL not reachable (%s); trying again in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+                await sleep(delay)
+                delay = min(delay * 2, START_RETRY_MAX_S)
+            else:
+                return failures
 
     async def outbox_relay(self) -> int:
         """One drain of the outbox (the long-running loop does the same on every wake-up):
@@ -260,11 +291,7 @@ async def run_worker(settings: Settings, *, concurrency: int = 2) -> None:
         settings.osrm_url,
         relay=relay,
     )
-    async with jobs.sessionmaker() as session, session.begin():
-        # Partitions for today exist before the first ping, even on a fresh database.
-        await partitions.maintain(
-            session, today=jobs.clock.now().date(), retention_days=settings.ping_retention_days
-        )
+    await jobs.prepare_database()
     app = make_app(settings, jobs)
     stop_relay = asyncio.Event()
     relay_loop = asyncio.create_task(

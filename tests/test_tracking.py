@@ -13,7 +13,12 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from backend.accounts.models import Role, User
 from backend.accounts.security import mint_access_token
@@ -1009,6 +1014,31 @@ async def test_the_worker_sees_everything_recorded_about_them(
     )
     assert too_long.status_code == 422
     assert too_long.json()["errors"][0]["field"] == "end"
+
+
+async def test_the_worker_waits_for_postgresql_at_start_up(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
+) -> None:
+    nowhere = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    sessions = [async_sessionmaker(nowhere), async_sessionmaker(nowhere), sessionmaker]
+
+    def next_session() -> AsyncSession:
+        return sessions.pop(0)() if len(sessions) > 1 else sessions[0]()
+
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    jobs = Jobs(next_session, clock)  # type: ignore[arg-type]
+    try:
+        assert await jobs.prepare_database(sleep=pause) == 2
+    finally:
+        await nowhere.dispose()
+    assert pauses == [0.5, 1.0]  # doubling, then the partitions were made
+    async with sessionmaker() as session:
+        existing = await partitions.existing_partitions(session)
+    assert START.date() + timedelta(days=7) in existing
 
 
 async def test_partitions_are_kept_ahead_and_dropped_after_retention(
