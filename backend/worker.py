@@ -8,7 +8,10 @@ Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
 - ``tracking_maintenance`` hourly: day partitions of ``pings`` created a week ahead, those older
   than ``FIELDCRM_PING_RETENTION_DAYS`` (60) dropped, yesterday's daily summaries computed.
 - ``purge_expired`` hourly: drops rate-limit windows and ``Idempotency-Key`` answers older than
-  a day (phones retry within minutes).
+  a day (phones retry within minutes) and customers' tracking, feedback and unsubscribe links
+  a day after they expired.
+- ``prune_live_changes`` every minute: the live board's change log keeps its last minute
+  (``backend.tracking.roster``).
 - ``refresh_routes`` every 2 minutes: today's routes of workers with open visits are re-planned
   from their positions and progress (each ETA that moved by 5 minutes or more is recorded as an
   ``eta_changes`` row) and days whose visits changed are re-optimised
@@ -27,7 +30,8 @@ Jobs (each opens its own transaction through our SQLAlchemy sessionmaker):
   plus ``outbox_relay`` every minute as a safety net (one drain pass; rows are claimed with
   ``SKIP LOCKED``, so both and several workers share the work without sending twice).
 
-Run it with ``fieldcrm worker`` (same environment as the API).
+Run it with ``fieldcrm worker`` (same environment as the API). It waits for PostgreSQL at
+start-up (``Jobs.prepare_database``) rather than exiting when the database is not up yet.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from backend.db.session import make_engine, make_sessionmaker
 from backend.lib import idempotency, ratelimit
 from backend.lib.clock import Clock, SystemClock
 from backend.notifications.channels import channels_from_settings
+from backend.notifications.customer import links as customer_links
 from backend.notifications.customer.jobs import CustomerMessageJobs
 from backend.notifications.relay import Relay, RelayConfig
 from backend.routing import services as routing
@@ -150,14 +155,15 @@ class Jobs:
         async with self.sessionmaker() as session, session.begin():
             return await roster.prune_changes(session)
 
-    async def purge_expired(self) -> tuple[int, int]:
-        """Remove rate-limit windows and stored idempotent answers older than a day:
-        (windows, answers)."""
+    async def purge_expired(self) -> tuple[int, int, int]:
+        """Remove rate-limit windows and stored idempotent answers older than a day, and
+        customers' links that expired a day ago: (windows, answers, links)."""
         now = self.clock.now()
         async with self.sessionmaker() as session, session.begin():
             windows = await ratelimit.purge_expired(session, now=now, older_than=timedelta(days=1))
             answers = await idempotency.purge_older_than(session, now - timedelta(days=1))
-        return windows, answers
+            expired = await customer_links.purge_expired_links(session, now - timedelta(days=1))
+        return windows, answers, expired
 
     async def refresh_routes(self) -> tuple[int, int, int]:
         """Re-plan today's routes (one transaction per worker): (routes, ETA changes recorded,

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from backend.lib.clock import FrozenClock
 from backend.notifications.customer.models import CustomerLink, VisitMessageState
 from backend.routing.models import EtaChange
+from backend.worker import Jobs
 from tests.conftest import Factory, World
 from tests.test_customer_messages import customer_outbox, make_visit, sweep, token_in
 from tests.test_tracking import fix, send, start_shift
@@ -141,7 +142,11 @@ async def test_the_page_says_arrived_after_check_in_and_shows_nothing_after_the_
 
 
 async def test_links_expire_after_the_visit_and_can_be_revoked_by_the_manager(
-    client: httpx.AsyncClient, factory: Factory, session: AsyncSession, clock: FrozenClock
+    client: httpx.AsyncClient,
+    factory: Factory,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    clock: FrozenClock,
 ) -> None:
     world = await factory.world()
     task_id = await visit_today(client, factory, world)
@@ -179,6 +184,14 @@ async def test_links_expire_after_the_visit_and_can_be_revoked_by_the_manager(
     assert (await client.get(f"/t/{fresh}")).status_code == 404
     assert (await client.get("/t/short")).status_code == 404
     assert (await client.get("/t/" + "A" * 43 + "/position")).status_code == 404
+
+    # A day after they expired the worker's hourly job deletes the links.
+    links_of_visit = select(CustomerLink).where(CustomerLink.task_id == uuid.UUID(task_id))
+    assert len((await session.scalars(links_of_visit)).all()) == 2
+    assert (await Jobs(sessionmaker, clock).purge_expired())[2] == 0  # expired, not a day ago
+    clock.advance(timedelta(days=1))
+    assert (await Jobs(sessionmaker, clock).purge_expired())[2] >= 2
+    assert (await session.scalars(links_of_visit)).all() == []
 
 
 async def test_on_my_way_input_and_permissions(

@@ -1073,7 +1073,7 @@ async def test_stored_idempotent_answers_are_forgotten_after_a_day(
     await send(client, factory, worker, [fix(clock.now())], key="new-key")
     clock.advance(timedelta(hours=2))
     jobs = Jobs(sessionmaker, clock)
-    _, answers = await jobs.purge_expired()
+    _, answers, _ = await jobs.purge_expired()
     assert answers == 1
     keys = await session.scalars(
         select(IdempotentRequest.key).where(IdempotentRequest.user_id == worker.id)

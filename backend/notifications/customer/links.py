@@ -14,7 +14,7 @@ import secrets
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.notifications.customer.models import CustomerLink, LinkPurpose
@@ -85,6 +85,13 @@ async def find_link(
     if link is None or link.revoked_at is not None or link.expires_at <= now:
         return None
     return link
+
+
+async def purge_expired_links(session: AsyncSession, before: datetime) -> int:
+    """Delete the links that expired before ``before`` (an expired link answers like an unknown
+    one, so nothing needs them); how many."""
+    result = await session.execute(delete(CustomerLink).where(CustomerLink.expires_at < before))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def live_tracking_link(
