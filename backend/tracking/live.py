@@ -147,7 +147,6 @@ async def live_json(
     ``cache`` is this process's (tests pass their own to play several processes)."""
     entry = (cache or CACHE).entry(actor.organization_id)
     kept = entry.roster if entry.roster is not None and entry.roster.answers_for(now) else None
-    window = kept.window if kept is not None else Window.at(now)
     guess: _Look | None = None
     if kept is not None:
         try:
@@ -172,7 +171,7 @@ async def live_json(
         )
     ).one()
     if kept is None or kept.fingerprint != row.roster:
-        kept = await rosters.build(session, actor.organization_id, row.roster, window, now)
+        kept = await rosters.build(session, actor.organization_id, row.roster, Window.at(now), now)
         entry.roster = kept
         guess = None
     look = guess if guess is not None else _kept_look(entry, kept, actor, team_id)

@@ -185,8 +185,8 @@ async def build(
     window: Window,
     now: datetime,
 ) -> Roster:
-    """Read the roster of an organisation; ``fingerprint`` must have been read (with the same
-    ``window``) before this is called, in this transaction or an earlier one."""
+    """Read the roster of an organisation for ``window``; ``fingerprint`` must have been read
+    before this is called, in this transaction or an earlier one."""
     org = {"org": organization_id}
     span = {"org": organization_id, "low": window.low, "high": window.high}
     valid_until = window.high - NEXT_UNTIL  # beyond it, visits past the window could enter
