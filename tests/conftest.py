@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -276,3 +277,25 @@ def customer_body(
         body["ownerId"] = str(owner_id)
     body.update(extra)
     return body
+
+
+@asynccontextmanager
+async def unreachable_first(
+    sessionmaker: async_sessionmaker[AsyncSession], failures: int
+) -> AsyncIterator[Callable[[], AsyncSession]]:
+    """A session factory whose first ``failures`` sessions talk to no server (connection
+    refused, as when PostgreSQL is down), then ``sessionmaker``'s."""
+    nowhere = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
+    broken = async_sessionmaker(nowhere)
+    left = [failures]
+
+    def next_session() -> AsyncSession:
+        if left[0] > 0:
+            left[0] -= 1
+            return broken()
+        return sessionmaker()
+
+    try:
+        yield next_session
+    finally:
+        await nowhere.dispose()

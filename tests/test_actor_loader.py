@@ -11,14 +11,13 @@ from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 
 from backend.accounts.actor_loader import ActorLoader
 from backend.accounts.models import Role, User
 from backend.accounts.security import AccessClaims
 from backend.lib.errors import Unauthenticated
-from tests.conftest import Factory
+from tests.conftest import Factory, unreachable_first
 
 
 def claims_of(user: User) -> AccessClaims:
@@ -90,14 +89,8 @@ async def test_a_failed_query_fails_its_waiters_and_the_next_is_served(
     sessionmaker: async_sessionmaker[AsyncSession], factory: Factory
 ) -> None:
     world = await factory.world()
-    nowhere = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
-    sessions = [async_sessionmaker(nowhere), sessionmaker]
-
-    def next_sessionmaker() -> AsyncSession:
-        return sessions.pop(0)() if len(sessions) > 1 else sessions[0]()
-
-    loader = ActorLoader(next_sessionmaker)  # type: ignore[arg-type]
-    try:
+    async with unreachable_first(sessionmaker, 1) as sessions:
+        loader = ActorLoader(sessions)  # type: ignore[arg-type]
         failed = await asyncio.gather(
             loader.load(claims_of(world.admin)),
             loader.load(claims_of(world.manager_a)),
@@ -106,5 +99,3 @@ async def test_a_failed_query_fails_its_waiters_and_the_next_is_served(
         assert all(isinstance(f, OSError) for f in failed), failed
         actor = await loader.load(claims_of(world.admin))
         assert actor.user_id == world.admin.id
-    finally:
-        await nowhere.dispose()

@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 
 from backend.accounts.models import Role, User
@@ -31,7 +30,7 @@ from backend.tasks.models import Task, TaskStatus
 from backend.tracking import live, partitions
 from backend.tracking.days import summarize_day
 from backend.worker import Jobs
-from tests.conftest import START, Factory, World, customer_body
+from tests.conftest import START, Factory, World, customer_body, unreachable_first
 from tests.test_documents_unit import PNG
 
 SITE_LAT, SITE_LON = 55.7887, 49.1221  # the site of conftest.customer_body
@@ -1019,22 +1018,14 @@ async def test_the_worker_sees_everything_recorded_about_them(
 async def test_the_worker_waits_for_postgresql_at_start_up(
     sessionmaker: async_sessionmaker[AsyncSession], clock: FrozenClock
 ) -> None:
-    nowhere = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/none")
-    sessions = [async_sessionmaker(nowhere), async_sessionmaker(nowhere), sessionmaker]
-
-    def next_session() -> AsyncSession:
-        return sessions.pop(0)() if len(sessions) > 1 else sessions[0]()
-
     pauses: list[float] = []
 
     async def pause(seconds: float) -> None:
         pauses.append(seconds)
 
-    jobs = Jobs(next_session, clock)  # type: ignore[arg-type]
-    try:
+    async with unreachable_first(sessionmaker, 2) as sessions:
+        jobs = Jobs(sessions, clock)  # type: ignore[arg-type]
         assert await jobs.prepare_database(sleep=pause) == 2
-    finally:
-        await nowhere.dispose()
     assert pauses == [0.5, 1.0]  # doubling, then the partitions were made
     async with sessionmaker() as session:
         existing = await partitions.existing_partitions(session)
