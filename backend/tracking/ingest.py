@@ -313,9 +313,11 @@ async def store_many(session: AsyncSession, batches: list[Batch]) -> list[StoreR
     transaction, with a few statements for all of them; one ``StoreResult`` per batch (its
     ``rejected`` stays empty: ``policy_filter`` ran before)."""
     results = [StoreResult() for _ in batches]
-    await session.execute(_GENERIC_PLANS)
     batches = list(batches)  # the long way replaces a batch by its points inside shifts
     work = [i for i, b in enumerate(batches) if b.points]
+    if not work:  # replays, or batches whose every point was refused: nothing to write
+        return results
+    await session.execute(_GENERIC_PLANS)
     # The usual batch: one shift covers it and its day partitions exist.
     near = await _ready(session, [batches[i] for i in work], check_shift=True)
     ready = {work[k]: rows for k, rows in near.items()}
